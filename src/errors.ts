@@ -1,0 +1,59 @@
+/**
+ * Errors raised by the typed API: short "verb object: cause" messages that
+ * carry the errno, and a verifier rejection that carries the verifier's log.
+ */
+import { errnoMessage, errnoName, errnoOf } from './ffi/errno.js';
+
+/** A failed libbpf or kernel operation. */
+export class BpfError extends Error {
+  override name = 'BpfError';
+  /** Positive errno value (ENOENT = 2). */
+  readonly errno: number;
+  /** Symbolic errno ("ENOENT"). */
+  readonly code: string;
+  /** What was being done, e.g. "load object hello.bpf.o". */
+  readonly op: string;
+
+  constructor(op: string, errno: number, detail?: string) {
+    const e = Math.abs(errno);
+    super(`${op}: ${detail ?? errnoMessage(e)} (${errnoName(e)})`);
+    this.op = op;
+    this.errno = e;
+    this.code = errnoName(e);
+  }
+}
+
+/** A program the kernel's verifier rejected; `log` is the verifier's whole log. */
+export class VerifierError extends BpfError {
+  override name = 'VerifierError';
+  /** The verifier log, line by line. */
+  readonly log: string[];
+  /** The program's name. */
+  readonly program: string;
+
+  constructor(op: string, program: string, errno: number, log: string) {
+    const lines = log.split('\n').filter((l) => l.length > 0);
+    super(op, errno, `verifier rejected program ${program}:\n  ${lastRelevant(lines).join('\n  ')}`);
+    this.log = lines;
+    this.program = program;
+  }
+}
+
+/**
+ * The log lines worth showing: the last instructions and the verifier's
+ * complaint, without the trailing statistics.
+ */
+export function lastRelevant(lines: string[], n = 6): string[] {
+  let end = lines.length;
+  while (end > 0 && /^(processed \d+ insns|verification time|stack depth|mark_precise|-- END PROG LOAD LOG --)/.test(lines[end - 1])) end--;
+  return lines.slice(Math.max(0, end - n), end);
+}
+
+/**
+ * Throws a BpfError when a libbpf call returned -errno (or a negative value
+ * with errno set), and returns the non-negative result otherwise.
+ */
+export function check(ret: number, op: string, errno?: number): number {
+  if (ret >= 0) return ret;
+  throw new BpfError(op, errnoOf(ret) || errno || 1);
+}

@@ -1,0 +1,78 @@
+/**
+ * Reading struct layouts and global-variable offsets out of BTF, through
+ * libbpf's btf API: the ground truth that TS layouts are checked against.
+ */
+import { bpf, type BtfPtr } from './libbpf.js';
+import { BtfType, BtfMember, BtfVarSecinfo, decodeStruct } from './structs.js';
+import { lastErrno } from './native.js';
+
+const KIND_STRUCT = 4;
+const KIND_UNION = 5;
+const KIND_VAR = 14;
+const KIND_DATASEC = 15;
+
+/** A member of a BTF struct: byte offset and byte size. */
+export interface BtfMemberLayout { name: string; offset: number; size: number }
+/** A struct as BTF describes it. */
+export interface BtfStructLayout { name: string; size: number; members: BtfMemberLayout[] }
+/** A global variable inside a data section (.rodata, .data, .bss). */
+export interface BtfVarLayout { name: string; offset: number; size: number }
+
+interface RawType { name_off: number; info: number; size_or_type: number }
+
+function typeAt(btf: BtfPtr, id: number): { ptr: bigint; t: RawType } {
+  const ptr = bpf.btf_type_by_id(btf, id);
+  if (!ptr) throw new Error(`BTF type id ${id} not found`);
+  return { ptr, t: decodeStruct<RawType>(BtfType, ptr) };
+}
+
+/** The layout of struct `name` in `btf`, or undefined when there is none. */
+export function btfStruct(btf: BtfPtr, name: string): BtfStructLayout | undefined {
+  let id = bpf.btf_find_by_name_kind(btf, name, KIND_STRUCT);
+  if (id < 0) id = bpf.btf_find_by_name_kind(btf, name, KIND_UNION);
+  if (id < 0) return undefined;
+  const { ptr, t } = typeAt(btf, id);
+  const vlen = t.info & 0xffff;
+  const kflag = (t.info >>> 31) & 1;
+  const members: BtfMemberLayout[] = [];
+  for (let i = 0; i < vlen; i++) {
+    const m = decodeStruct<{ name_off: number; type: number; offset: number }>(BtfMember, ptr, 12 + i * 12);
+    const bitOffset = kflag ? m.offset & 0xffffff : m.offset;
+    members.push({
+      name: bpf.btf_name_by_offset(btf, m.name_off) ?? '',
+      offset: bitOffset / 8,
+      size: Number(bpf.btf_resolve_size(btf, m.type)),
+    });
+  }
+  return { name, size: t.size_or_type, members };
+}
+
+/** The variables of a data section (".rodata", ".bss", ...) with their offsets. */
+export function btfDatasecVars(btf: BtfPtr, section: string): BtfVarLayout[] {
+  const id = bpf.btf_find_by_name_kind(btf, section, KIND_DATASEC);
+  if (id < 0) return [];
+  const { ptr, t } = typeAt(btf, id);
+  const vlen = t.info & 0xffff;
+  const out: BtfVarLayout[] = [];
+  for (let i = 0; i < vlen; i++) {
+    const v = decodeStruct<{ type: number; offset: number; size: number }>(BtfVarSecinfo, ptr, 12 + i * 12);
+    const vt = typeAt(btf, v.type);
+    if (((vt.t.info >>> 24) & 0x1f) !== KIND_VAR) continue;
+    out.push({ name: bpf.btf_name_by_offset(btf, vt.t.name_off) ?? '', offset: v.offset, size: v.size });
+  }
+  return out;
+}
+
+/**
+ * Parses the BTF of an ELF object file and calls `fn` with it, freeing it after.
+ * Throws an Error naming the file when it has no BTF (build with clang -g).
+ */
+export function withBtfFile<T>(path: string, fn: (btf: BtfPtr) => T): T {
+  const btf = bpf.btf_parse(path, null);
+  if (!btf) throw new Error(`parse BTF of ${path}: errno ${lastErrno()} (was it built with clang -g?)`);
+  try {
+    return fn(btf);
+  } finally {
+    bpf.btf_free(btf);
+  }
+}

@@ -1,0 +1,109 @@
+/**
+ * Small system helpers over libc: interface lookup, memory mapping, mounts,
+ * and watching an fd on Node's event loop.
+ */
+import { statfsSync } from 'node:fs';
+import { koffi, lastErrno } from './native.js';
+import { c, MAP_FAILED, viewOf } from './libbpf.js';
+
+/** ifindex of an interface in this network namespace, or 0 when there is none. */
+export function ifNameToIndex(name: string): number {
+  return c.if_nametoindex(name);
+}
+
+/** Name of an interface by ifindex, or undefined. */
+export function ifIndexToName(index: number): string | undefined {
+  const buf = Buffer.alloc(16);
+  return c.if_indextoname(index, buf) ?? undefined;
+}
+
+/** Closes a file descriptor, ignoring errors. */
+export function closeFd(fd: number): void {
+  if (fd >= 0) c.close(fd);
+}
+
+/** The page size. */
+export const pageSize: number = c.getpagesize();
+
+/** True when running as root (effective uid 0). */
+export function isRoot(): boolean {
+  return c.geteuid() === 0;
+}
+
+/** A memory mapping of an fd, viewed as an ArrayBuffer; unmap() is idempotent. */
+export interface Mapping {
+  readonly buffer: ArrayBuffer;
+  readonly length: number;
+  unmap(): void;
+}
+
+const PROT_READ = 1;
+const PROT_WRITE = 2;
+const MAP_SHARED = 1;
+
+/**
+ * mmap()s `length` bytes of `fd` at `offset`, shared. Returns undefined and
+ * the errno when the kernel refuses.
+ */
+export function mapFd(fd: number, length: number, offset: number, writable: boolean): Mapping | { errno: number } {
+  const addr = c.mmap(null, length, writable ? PROT_READ | PROT_WRITE : PROT_READ, MAP_SHARED, fd, offset);
+  if (addr === MAP_FAILED || addr === 0n) return { errno: lastErrno() };
+  let mapped = true;
+  return {
+    buffer: viewOf(addr, length),
+    length,
+    unmap() {
+      if (mapped) { mapped = false; c.munmap(addr, length); }
+    },
+  };
+}
+
+const BPF_FS_MAGIC = 0xcafe4a11;
+const TRACEFS_MAGIC = 0x74726163;
+const DEBUGFS_MAGIC = 0x64626720;
+
+function fsType(path: string): number | undefined {
+  try {
+    return Number(statfsSync(path).type);
+  } catch {
+    return undefined;
+  }
+}
+
+/** True when `path` is the root of a mounted bpffs. */
+export function isBpffs(path: string): boolean {
+  return fsType(path) === BPF_FS_MAGIC;
+}
+
+/** True when `path` is a mounted tracefs (or debugfs's tracing directory). */
+export function isTracefs(path: string): boolean {
+  const t = fsType(path);
+  return t === TRACEFS_MAGIC || t === DEBUGFS_MAGIC;
+}
+
+/** mount(2). Returns 0, or the errno. */
+export function mountFs(fstype: string, target: string): number {
+  return c.mount(fstype, target, fstype, 0, null) === 0 ? 0 : lastErrno();
+}
+
+/** Events reported when a watched fd becomes ready. */
+export interface FdEvents { readable: boolean; writable: boolean }
+/** A watch on an fd; close() is idempotent. */
+export interface FdWatch { close(): void; unref(): void; ref(): void }
+
+/**
+ * Calls `onReadable` from Node's event loop each time `fd` becomes readable
+ * (level-triggered). Wraps koffi.node.poll, which is undocumented: this is the
+ * only place that uses it.
+ */
+export function watchReadable(fd: number, onReadable: () => void): FdWatch {
+  const handle = koffi.node.poll(fd, { readable: true, writable: false, disconnect: false }, (ev) => {
+    if (ev.readable) onReadable();
+  });
+  let open = true;
+  return {
+    close() { if (open) { open = false; handle.stop(); handle.close(); } },
+    unref() { if (open) handle.unref(); },
+    ref() { if (open) handle.ref(); },
+  };
+}

@@ -1,0 +1,15 @@
+/**
+ * libbpf-ts: eBPF from TypeScript over the system's libbpf.
+ * The typed API: objects, programs, maps, links, codecs, errors.
+ */
+export { BpfObject, type OpenOptions, type ObjectMapInfo } from './object.js';
+export { Program, ProgType, BPF_F_TEST_XDP_LIVE_FRAMES, type TestRunInput, type TestRunResult } from './program.js';
+export { BpfMap, PerCpuMap, MapType, mapTypeName, possibleCpus, mapInfoByFd, type UpdateFlag, type MapInfoView } from './map.js';
+export { Link, type Attachment } from './link.js';
+export { attachXdp, queryXdp, programNameById, XdpAction, xdpActionName, XDP_MODES, type XdpMode, type XdpAttachOptions, type XdpAttached } from './xdp.js';
+export { resolveInterface, type Interface } from './netif.js';
+export { BpfError, VerifierError } from './errors.js';
+export * from './codec.js';
+export { libbpfVersion, NativeLoadError } from './ffi/native.js';
+export { setLibbpfLogger, type LibbpfLogger, type LibbpfLogLevel } from './ffi/log.js';
+export { errnoName } from './ffi/errno.js';

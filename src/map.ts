@@ -1,0 +1,343 @@
+/**
+ * BPF maps, typed by a key codec and a value codec: get, set, delete,
+ * iteration, batch operations, per-CPU values, info and pinning.
+ */
+import { bpf } from './ffi/libbpf.js';
+import { MapInfo, MapBatchOpts, sizeOf } from './ffi/structs.js';
+import { lastErrno } from './ffi/native.js';
+import { closeFd } from './ffi/sys.js';
+import { BpfError } from './errors.js';
+import type { Codec } from './codec.js';
+
+/** Map types by kernel number (the ones the lessons use and a few more). */
+export const MapType = {
+  HASH: 1, ARRAY: 2, PROG_ARRAY: 3, PERF_EVENT_ARRAY: 4, PERCPU_HASH: 5, PERCPU_ARRAY: 6,
+  LRU_HASH: 9, LRU_PERCPU_HASH: 10, LPM_TRIE: 11, DEVMAP: 14, RINGBUF: 27,
+} as const;
+const TYPE_NAMES: Record<number, string> = Object.fromEntries(Object.entries(MapType).map(([k, v]) => [v, k.toLowerCase()]));
+
+/** The lowercase name of a map type number ("hash", "percpu_array"). */
+export function mapTypeName(type: number): string {
+  return TYPE_NAMES[type] ?? `type ${type}`;
+}
+
+const PERCPU_TYPES = new Set<number>([MapType.PERCPU_HASH, MapType.PERCPU_ARRAY, MapType.LRU_PERCPU_HASH, 21 /* PERCPU_CGROUP_STORAGE */]);
+
+/** How an update treats an existing key. */
+export type UpdateFlag = 'any' | 'noexist' | 'exist';
+const FLAGS: Record<UpdateFlag, number> = { any: 0, noexist: 1, exist: 2 };
+
+/** What the kernel says about a map. */
+export interface MapInfoView {
+  name: string; type: number; typeName: string; id: number;
+  keySize: number; valueSize: number; maxEntries: number; flags: number;
+}
+
+/** Where a map's fd came from and who closes it. */
+interface MapSource { fd: number; name: string; owned: boolean; type?: number; keySize?: number; valueSize?: number; maxEntries?: number }
+
+/** Number of possible CPUs, which sizes every per-CPU value array. */
+export const possibleCpus: number = bpf.num_possible_cpus();
+
+/** Reads a map's info from the kernel. Throws a BpfError. */
+export function mapInfoByFd(fd: number, what = `fd ${fd}`): MapInfoView {
+  const info: Record<string, unknown> = {};
+  const len: [number] = [sizeOf(MapInfo)];
+  const r = bpf.map_get_info_by_fd(fd, info, len);
+  if (r < 0) throw new BpfError(`get info of map ${what}`, -r);
+  const i = info as { name: string; type: number; id: number; key_size: number; value_size: number; max_entries: number; map_flags: number };
+  return { name: i.name, type: i.type, typeName: mapTypeName(i.type), id: i.id, keySize: i.key_size, valueSize: i.value_size, maxEntries: i.max_entries, flags: i.map_flags };
+}
+
+abstract class MapBase<K, V> {
+  /** The map's name. */
+  readonly name: string;
+  /** The map's type number (see MapType). */
+  readonly type: number;
+  readonly keySize: number;
+  /** Size of one value (for per-CPU maps, of one CPU's value). */
+  readonly valueSize: number;
+  readonly maxEntries: number;
+  protected readonly keyBuf: Buffer;
+  protected readonly valBuf: Buffer;
+  protected readonly slot: number;
+  #fd: number;
+  readonly #owned: boolean;
+
+  protected constructor(src: MapSource, readonly keyCodec: Codec<K>, readonly valueCodec: Codec<V>, perCpu: boolean) {
+    const info = src.type === undefined ? mapInfoByFd(src.fd, src.name) : undefined;
+    this.#fd = src.fd;
+    this.#owned = src.owned;
+    this.name = src.name || info?.name || '';
+    this.type = src.type ?? info!.type;
+    this.keySize = src.keySize ?? info!.keySize;
+    this.valueSize = src.valueSize ?? info!.valueSize;
+    this.maxEntries = src.maxEntries ?? info!.maxEntries;
+    if (PERCPU_TYPES.has(this.type) !== perCpu) {
+      throw new TypeError(`map ${this.name} is a ${mapTypeName(this.type)} map: open it with ${perCpu ? 'map()' : 'perCpuMap()'}`);
+    }
+    if (keyCodec.size !== this.keySize) throw new TypeError(`map ${this.name}: key codec is ${keyCodec.size} bytes, the map's key is ${this.keySize}`);
+    if (valueCodec.size !== this.valueSize) throw new TypeError(`map ${this.name}: value codec is ${valueCodec.size} bytes, the map's value is ${this.valueSize}`);
+    this.slot = perCpu ? Math.ceil(this.valueSize / 8) * 8 : this.valueSize;
+    this.keyBuf = Buffer.alloc(this.keySize);
+    this.valBuf = Buffer.alloc(this.slot * (perCpu ? possibleCpus : 1));
+  }
+
+  /** The map's file descriptor. Throws when the map was closed. */
+  get fd(): number {
+    if (this.#fd < 0) throw new BpfError(`use map ${this.name}`, 9 /* EBADF */, 'map is closed');
+    return this.#fd;
+  }
+
+  /** What the kernel says about this map (id, sizes, flags). Throws a BpfError. */
+  info(): MapInfoView {
+    return mapInfoByFd(this.fd, this.name);
+  }
+
+  protected lookupRaw(key: K): boolean {
+    this.keyCodec.encode(key, this.keyBuf, 0);
+    const r = bpf.map_lookup_elem(this.fd, this.keyBuf, this.valBuf);
+    if (r === 0) return true;
+    if (r === -2) return false;
+    throw new BpfError(`look up in map ${this.name}`, -r);
+  }
+
+  /** True when `key` is in the map. Throws a BpfError. */
+  has(key: K): boolean {
+    return this.lookupRaw(key);
+  }
+
+  /** Deletes `key`; false when it was not there. Throws a BpfError. */
+  delete(key: K): boolean {
+    this.keyCodec.encode(key, this.keyBuf, 0);
+    const r = bpf.map_delete_elem(this.fd, this.keyBuf);
+    if (r === 0) return true;
+    if (r === -2) return false;
+    throw new BpfError(`delete from map ${this.name}`, -r);
+  }
+
+  protected updateRaw(flag: UpdateFlag): void {
+    const r = bpf.map_update_elem(this.fd, this.keyBuf, this.valBuf, FLAGS[flag]);
+    if (r === 0) return;
+    const e = -r;
+    const detail = e === 17 ? 'key already exists' : e === 2 && flag === 'exist' ? 'no such key' : e === 7 ? `map is full (${this.maxEntries} entries)` : undefined;
+    throw new BpfError(`update map ${this.name}`, e, detail);
+  }
+
+  /** Iterates over the keys (BPF_MAP_GET_NEXT_KEY). Throws a BpfError. */
+  *keys(): IterableIterator<K> {
+    const cur = Buffer.alloc(this.keySize);
+    const next = Buffer.alloc(this.keySize);
+    let first = true;
+    for (;;) {
+      const r = bpf.map_get_next_key(this.fd, first ? null : cur, next);
+      if (r === -2) return;
+      if (r < 0) throw new BpfError(`iterate map ${this.name}`, -r);
+      first = false;
+      next.copy(cur);
+      yield this.keyCodec.decode(next, 0);
+    }
+  }
+
+  /** True when the kernel and libbpf can do batch operations on this map. */
+  get supportsBatch(): boolean {
+    return this.type !== MapType.RINGBUF && this.type !== MapType.PROG_ARRAY;
+  }
+
+  /**
+   * Reads every entry with BPF_MAP_LOOKUP_BATCH, `chunk` entries per syscall,
+   * calling `onChunk(keys, values, count)` with the raw buffers. Throws a
+   * BpfError (EINVAL/ENOTSUPP when the kernel lacks batch ops for this map).
+   */
+  lookupBatchRaw(onChunk: (keys: Buffer, values: Buffer, count: number) => void, chunk = 4096): void {
+    const vsize = this.valBuf.length;
+    let n = chunk;
+    let keys = Buffer.alloc(n * this.keySize);
+    let values = Buffer.alloc(n * vsize);
+    const tokenA = Buffer.alloc(Math.max(8, this.keySize));
+    const tokenB = Buffer.alloc(Math.max(8, this.keySize));
+    const count = new Uint32Array(1);
+    const opts = { sz: sizeOf(MapBatchOpts), elem_flags: 0, flags: 0 };
+    let inBatch: Buffer | null = null;
+    let outBatch = tokenA;
+    for (;;) {
+      count[0] = n;
+      const r = bpf.map_lookup_batch(this.fd, inBatch, outBatch, keys, values, count, opts);
+      const e = r < 0 ? -r : 0;
+      if (e === 28 /* ENOSPC: a bucket holds more than n */ && count[0] === 0) {
+        n *= 2;
+        keys = Buffer.alloc(n * this.keySize);
+        values = Buffer.alloc(n * vsize);
+        continue;
+      }
+      if (e !== 0 && e !== 2) throw new BpfError(`batch lookup in map ${this.name}`, e);
+      if (count[0] > 0) onChunk(keys, values, count[0]);
+      if (e === 2) return; // ENOENT: no more entries
+      inBatch = outBatch;
+      outBatch = outBatch === tokenA ? tokenB : tokenA;
+    }
+  }
+
+  /** Deletes `keys` with one BPF_MAP_DELETE_BATCH; returns how many were deleted. Throws a BpfError. */
+  deleteBatch(keys: K[]): number {
+    if (keys.length === 0) return 0;
+    const kb = Buffer.alloc(keys.length * this.keySize);
+    keys.forEach((k, i) => this.keyCodec.encode(k, kb, i * this.keySize));
+    const count = new Uint32Array([keys.length]);
+    const r = bpf.map_delete_batch(this.fd, kb, count, { sz: sizeOf(MapBatchOpts), elem_flags: 0, flags: 0 });
+    if (r < 0) throw new BpfError(`batch delete from map ${this.name}`, -r);
+    return count[0];
+  }
+
+  /** Deletes every entry. Throws a BpfError. */
+  clear(): void {
+    const all = [...this.keys()];
+    for (const k of all) this.delete(k);
+  }
+
+  /** Pins the map at `path` on a bpffs. Throws a BpfError. */
+  pin(path: string): void {
+    const r = bpf.obj_pin(this.fd, path);
+    if (r < 0) throw new BpfError(`pin map ${this.name} at ${path}`, -r);
+  }
+
+  /** Closes the fd when this handle owns it (maps of an object close with it). Safe to call twice. */
+  close(): void {
+    if (this.#fd >= 0 && this.#owned) closeFd(this.#fd);
+    this.#fd = -1;
+  }
+
+  /** @internal the object closed this map's fd. */
+  _invalidate(): void {
+    this.#fd = -1;
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}
+
+/** A map with one value per key. */
+export class BpfMap<K, V> extends MapBase<K, V> {
+  /** @internal use BpfObject.map(), BpfMap.openPinned() or BpfMap.create(). */
+  constructor(src: MapSource, keyCodec: Codec<K>, valueCodec: Codec<V>) {
+    super(src, keyCodec, valueCodec, false);
+  }
+
+  /** Opens a map pinned on bpffs. Throws a BpfError (ENOENT when nothing is pinned there). */
+  static openPinned<K, V>(path: string, keyCodec: Codec<K>, valueCodec: Codec<V>): BpfMap<K, V> {
+    const fd = bpf.obj_get(path);
+    if (fd < 0) throw new BpfError(`open pinned map ${path}`, -fd || lastErrno());
+    try {
+      return new BpfMap({ fd, name: '', owned: true }, keyCodec, valueCodec);
+    } catch (e) {
+      closeFd(fd);
+      throw e;
+    }
+  }
+
+  /** Creates a standalone map (not from an object). Throws a BpfError. */
+  static create<K, V>(opts: { type: number; name?: string; maxEntries: number }, keyCodec: Codec<K>, valueCodec: Codec<V>): BpfMap<K, V> {
+    const fd = bpf.map_create(opts.type, opts.name ?? null, keyCodec.size, valueCodec.size, opts.maxEntries, null);
+    if (fd < 0) throw new BpfError(`create map ${opts.name ?? ''}`.trim(), -fd);
+    return new BpfMap({ fd, name: opts.name ?? '', owned: true }, keyCodec, valueCodec);
+  }
+
+  /** The value at `key`, or undefined. Throws a BpfError. */
+  get(key: K): V | undefined {
+    return this.lookupRaw(key) ? this.valueCodec.decode(this.valBuf, 0) : undefined;
+  }
+
+  /** Writes `key` → `value`. 'noexist' fails with EEXIST, 'exist' with ENOENT; a full map gives E2BIG. Throws a BpfError. */
+  set(key: K, value: V, flag: UpdateFlag = 'any'): void {
+    this.keyCodec.encode(key, this.keyBuf, 0);
+    this.valueCodec.encode(value, this.valBuf, 0);
+    this.updateRaw(flag);
+  }
+
+  /** Iterates over [key, value] pairs (get_next_key + lookup; entries deleted meanwhile are skipped). Throws a BpfError. */
+  *entries(): IterableIterator<[K, V]> {
+    for (const k of this.keys()) {
+      const v = this.get(k);
+      if (v !== undefined) yield [k, v];
+    }
+  }
+
+  [Symbol.iterator](): IterableIterator<[K, V]> {
+    return this.entries();
+  }
+
+  /** Every entry, read with batch lookups (one syscall per `chunk` entries). Throws a BpfError. */
+  lookupBatch(chunk?: number): [K, V][] {
+    const out: [K, V][] = [];
+    const ks = this.keySize;
+    const vs = this.valueSize;
+    this.lookupBatchRaw((keys, values, count) => {
+      for (let i = 0; i < count; i++) out.push([this.keyCodec.decode(keys, i * ks), this.valueCodec.decode(values, i * vs)]);
+    }, chunk);
+    return out;
+  }
+
+  /** Writes many entries with one BPF_MAP_UPDATE_BATCH; returns how many were written. Throws a BpfError. */
+  updateBatch(entries: Array<readonly [K, V]>, flag: UpdateFlag = 'any'): number {
+    if (entries.length === 0) return 0;
+    const kb = Buffer.alloc(entries.length * this.keySize);
+    const vb = Buffer.alloc(entries.length * this.valueSize);
+    entries.forEach(([k, v], i) => {
+      this.keyCodec.encode(k, kb, i * this.keySize);
+      this.valueCodec.encode(v, vb, i * this.valueSize);
+    });
+    const count = new Uint32Array([entries.length]);
+    const r = bpf.map_update_batch(this.fd, kb, vb, count, { sz: sizeOf(MapBatchOpts), elem_flags: FLAGS[flag], flags: 0 });
+    if (r < 0) throw new BpfError(`batch update map ${this.name}`, -r, -r === 7 ? `map is full (${this.maxEntries} entries)` : undefined);
+    return count[0];
+  }
+}
+
+/** A per-CPU map: every key holds one value per possible CPU. */
+export class PerCpuMap<K, V> extends MapBase<K, V> {
+  /** @internal use BpfObject.perCpuMap(). */
+  constructor(src: MapSource, keyCodec: Codec<K>, valueCodec: Codec<V>) {
+    super(src, keyCodec, valueCodec, true);
+  }
+
+  /** The values of `key`, one per possible CPU, or undefined. Throws a BpfError. */
+  get(key: K): V[] | undefined {
+    if (!this.lookupRaw(key)) return undefined;
+    const out: V[] = new Array(possibleCpus);
+    for (let i = 0; i < possibleCpus; i++) out[i] = this.valueCodec.decode(this.valBuf, i * this.slot);
+    return out;
+  }
+
+  /** Sum over CPUs of a numeric value, or 0 when the key is absent. Throws a BpfError. */
+  sum(key: K, pick: (v: V) => number = (v) => v as unknown as number): number {
+    const vals = this.get(key);
+    return vals ? vals.reduce((a, v) => a + pick(v), 0) : 0;
+  }
+
+  /** Writes one value per possible CPU (an array of possibleCpus values), or the same value to every CPU. Throws a BpfError. */
+  set(key: K, values: V | V[], flag: UpdateFlag = 'any'): void {
+    this.keyCodec.encode(key, this.keyBuf, 0);
+    this.valBuf.fill(0);
+    for (let i = 0; i < possibleCpus; i++) {
+      const v = Array.isArray(values) ? values[i] : values;
+      if (v === undefined) throw new RangeError(`map ${this.name}: ${possibleCpus} per-CPU values needed, got ${(values as V[]).length}`);
+      this.valueCodec.encode(v, this.valBuf, i * this.slot);
+    }
+    this.updateRaw(flag);
+  }
+
+  /** Iterates over [key, values-per-CPU] pairs. Throws a BpfError. */
+  *entries(): IterableIterator<[K, V[]]> {
+    for (const k of this.keys()) {
+      const v = this.get(k);
+      if (v !== undefined) yield [k, v];
+    }
+  }
+
+  [Symbol.iterator](): IterableIterator<[K, V[]]> {
+    return this.entries();
+  }
+}
+
+export type { MapSource };

@@ -1,0 +1,232 @@
+/**
+ * A BPF object file (clang's .bpf.o): open, configure, load, then find its
+ * programs and maps. close() releases everything, and is safe to call twice.
+ */
+import { basename } from 'node:path';
+import { bpf, viewOf, type MapPtr, type ObjPtr } from './ffi/libbpf.js';
+import { btfDatasecVars } from './ffi/btf.js';
+import { lastErrno } from './ffi/native.js';
+import { takeLibbpfWarnings } from './ffi/log.js';
+import { BpfError, VerifierError } from './errors.js';
+import { Program } from './program.js';
+import { BpfMap, PerCpuMap, mapTypeName } from './map.js';
+import type { Codec } from './codec.js';
+
+/** Options of BpfObject.open(). */
+export interface OpenOptions {
+  /** Verifier log level requested for every program (0: only on failure, the default; 1: basic; 2: verbose). */
+  logLevel?: number;
+  /** Size of each program's verifier log buffer (default 1 MiB). */
+  logSize?: number;
+}
+
+/** A map of an object, as the object describes it (before or after load). */
+export interface ObjectMapInfo { name: string; type: number; typeName: string; keySize: number; valueSize: number; maxEntries: number }
+
+export class BpfObject {
+  #ptr: ObjPtr | null;
+  #loaded = false;
+  readonly #programs: Program[] = [];
+  readonly #maps = new Map<string, MapPtr>();
+  readonly #handed: Array<{ _invalidate(): void }> = [];
+  readonly #logBufs = new Map<Program, Buffer>();
+  /** The object's name (the file name without .bpf.o). */
+  readonly name: string;
+  /** Where it was opened from. */
+  readonly source: string;
+
+  private constructor(ptr: ObjPtr, source: string, opts: OpenOptions) {
+    this.#ptr = ptr;
+    this.source = source;
+    this.name = bpf.object_name(ptr);
+    for (let p = bpf.object_next_program(ptr, null); p; p = bpf.object_next_program(ptr, p)) {
+      const prog = new Program(p, () => this.#ptr !== null);
+      this.#programs.push(prog);
+      const buf = Buffer.alloc(opts.logSize ?? 1 << 20);
+      bpf.program_set_log_buf(p, buf, buf.length);
+      if (opts.logLevel) bpf.program_set_log_level(p, opts.logLevel);
+      this.#logBufs.set(prog, buf);
+    }
+    for (let m = bpf.object_next_map(ptr, null); m; m = bpf.object_next_map(ptr, m)) {
+      this.#maps.set(bpf.map_name(m), m);
+    }
+  }
+
+  /** Opens an object file (not loaded yet). Throws a BpfError (ENOENT for a missing file, EINVAL for a bad ELF). */
+  static open(path: string, opts: OpenOptions = {}): BpfObject {
+    takeLibbpfWarnings();
+    const ptr = bpf.object_open_file(path, null);
+    if (!ptr) throw openError(`open object ${path}`, lastErrno());
+    return new BpfObject(ptr, path, opts);
+  }
+
+  /** Opens an object from an in-memory ELF image. Throws a BpfError. */
+  static openBuffer(elf: Buffer, opts: OpenOptions = {}): BpfObject {
+    takeLibbpfWarnings();
+    const ptr = bpf.object_open_mem(elf, elf.length, null);
+    if (!ptr) throw openError('open object from memory', lastErrno());
+    return new BpfObject(ptr, '<memory>', opts);
+  }
+
+  /** Opens and loads an object file. Throws a BpfError or a VerifierError; nothing stays open on failure. */
+  static load(path: string, opts: OpenOptions = {}): BpfObject {
+    const obj = BpfObject.open(path, opts);
+    try {
+      return obj.load();
+    } catch (e) {
+      obj.close();
+      throw e;
+    }
+  }
+
+  get #p(): ObjPtr {
+    if (!this.#ptr) throw new BpfError(`use object ${this.name}`, 9, 'object is closed');
+    return this.#ptr;
+  }
+
+  /** True once load() succeeded. */
+  get loaded(): boolean {
+    return this.#loaded;
+  }
+
+  /** The programs, in ELF order. */
+  get programs(): readonly Program[] {
+    return this.#programs;
+  }
+
+  /** The program called `name`. Throws a BpfError (ENOENT) naming the ones that exist. */
+  program(name?: string): Program {
+    const p = name === undefined ? this.#programs[0] : this.#programs.find((x) => x.name === name);
+    if (!p) throw new BpfError(`find program ${name ?? ''} in ${this.name}`.replace('  ', ' '), 2, `no such program (have: ${this.#programs.map((x) => x.name).join(', ') || 'none'})`);
+    return p;
+  }
+
+  /** Every map of the object with its definition. */
+  get maps(): ObjectMapInfo[] {
+    return [...this.#maps.entries()].map(([name, m]) => {
+      const type = bpf.map_type(m);
+      return { name, type, typeName: mapTypeName(type), keySize: bpf.map_key_size(m), valueSize: bpf.map_value_size(m), maxEntries: bpf.map_max_entries(m) };
+    });
+  }
+
+  #map(name: string): MapPtr {
+    this.#p;
+    const m = this.#maps.get(name);
+    if (!m) throw new BpfError(`find map ${name} in ${this.name}`, 2, `no such map (have: ${[...this.#maps.keys()].join(', ') || 'none'})`);
+    return m;
+  }
+
+  /** Sets a map's max_entries before load (e.g. a ring buffer's size). Throws a BpfError. */
+  setMaxEntries(mapName: string, n: number): this {
+    if (this.#loaded) throw new BpfError(`resize map ${mapName}`, 16, 'object is already loaded');
+    const r = bpf.map_set_max_entries(this.#map(mapName), n);
+    if (r < 0) throw new BpfError(`resize map ${mapName} to ${n}`, -r);
+    return this;
+  }
+
+  /**
+   * Sets a `const volatile` global of the program (in .rodata) before load,
+   * e.g. setConst('trace_tag', 42). Numbers are written in host order at the
+   * variable's size. Throws a BpfError when there is no such variable.
+   */
+  setConst(name: string, value: number | bigint | Uint8Array): this {
+    if (this.#loaded) throw new BpfError(`set ${name}`, 16, 'object is already loaded');
+    const entry = [...this.#maps.entries()].find(([n]) => n.endsWith('.rodata'));
+    const btf = bpf.object_btf(this.#p);
+    const v = entry && btf ? btfDatasecVars(btf, '.rodata').find((x) => x.name === name) : undefined;
+    if (!entry || !v) throw new BpfError(`set ${name} in ${this.name}`, 2, 'no such const volatile variable in .rodata');
+    const size: [number | bigint] = [0];
+    const init = bpf.map_initial_value(entry[1], size);
+    if (!init) throw new BpfError(`set ${name} in ${this.name}`, 22, '.rodata has no initial value');
+    const data = Buffer.from(viewOf(init, Number(size[0])).slice(0));
+    if (value instanceof Uint8Array) {
+      if (value.length !== v.size) throw new RangeError(`${name} is ${v.size} bytes, got ${value.length}`);
+      data.set(value, v.offset);
+    } else {
+      const tmp = Buffer.alloc(8);
+      tmp.writeBigUInt64LE(BigInt.asUintN(64, BigInt(value)));
+      data.set(tmp.subarray(0, v.size), v.offset);
+    }
+    const r = bpf.map_set_initial_value(entry[1], data, data.length);
+    if (r < 0) throw new BpfError(`set ${name} in ${this.name}`, -r);
+    return this;
+  }
+
+  /**
+   * Loads every program and creates every map. Throws a VerifierError with
+   * the verifier's log when the kernel rejects a program, or a BpfError.
+   */
+  load(): this {
+    if (this.#loaded) return this;
+    for (const buf of this.#logBufs.values()) buf[0] = 0;
+    takeLibbpfWarnings();
+    const r = bpf.object_load(this.#p);
+    if (r < 0) {
+      const e = -r;
+      for (const [prog, buf] of this.#logBufs) {
+        const end = buf.indexOf(0);
+        const log = buf.toString('utf8', 0, end < 0 ? buf.length : end);
+        if (log.trim()) throw new VerifierError(`load object ${basename(this.source)}`, prog.name, e, log);
+      }
+      const warn = takeLibbpfWarnings().map((l) => l.replace(/^libbpf: /, '')).filter((l) => !/^(failed to load object|Error loading)/.test(l));
+      throw new BpfError(`load object ${basename(this.source)}`, e, warn.length ? `${warn[warn.length - 1]}` : undefined);
+    }
+    this.#loaded = true;
+    return this;
+  }
+
+  /** The verifier log of a program (with logLevel > 0, also after a successful load). */
+  verifierLog(program: string): string {
+    const buf = this.#logBufs.get(this.program(program));
+    if (!buf) return '';
+    const end = buf.indexOf(0);
+    return buf.toString('utf8', 0, end < 0 ? buf.length : end);
+  }
+
+  #source(name: string) {
+    if (!this.#loaded) throw new BpfError(`open map ${name}`, 22, 'object is not loaded yet');
+    const m = this.#map(name);
+    return { fd: bpf.map_fd(m), name, owned: false, type: bpf.map_type(m), keySize: bpf.map_key_size(m), valueSize: bpf.map_value_size(m), maxEntries: bpf.map_max_entries(m) };
+  }
+
+  /**
+   * The map called `name`, typed by its key and value codecs (their sizes
+   * must match the map's). Throws a BpfError or a TypeError.
+   */
+  map<K, V>(name: string, key: Codec<K>, value: Codec<V>): BpfMap<K, V> {
+    const m = new BpfMap(this.#source(name), key, value);
+    this.#handed.push(m);
+    return m;
+  }
+
+  /** A per-CPU map, typed by its key and (one CPU's) value codec. Throws a BpfError or a TypeError. */
+  perCpuMap<K, V>(name: string, key: Codec<K>, value: Codec<V>): PerCpuMap<K, V> {
+    const m = new PerCpuMap(this.#source(name), key, value);
+    this.#handed.push(m);
+    return m;
+  }
+
+  /** The fd of map `name` (for APIs that work on fds, like the ring buffer reader). Throws a BpfError. */
+  mapFd(name: string): number {
+    return this.#source(name).fd;
+  }
+
+  /** Closes the object: unloads programs (unless attached), frees maps. Safe to call twice. */
+  close(): void {
+    if (!this.#ptr) return;
+    const p = this.#ptr;
+    this.#ptr = null;
+    for (const m of this.#handed) m._invalidate();
+    bpf.object_close(p);
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}
+
+function openError(op: string, errno: number): BpfError {
+  const warn = takeLibbpfWarnings().map((l) => l.replace(/^libbpf: /, ''));
+  if (errno === 2) return new BpfError(op, 2, 'no such file');
+  return new BpfError(op, errno || 22, warn.length ? warn[warn.length - 1] : undefined);
+}
