@@ -1,0 +1,183 @@
+/**
+ * The plumbing every lesson loader shares, in libbpf-bootstrap's shape:
+ * parse arguments, find the interface, open, configure, load, attach, run
+ * until a signal (or --duration), then clean up in reverse order.
+ *
+ * A lesson loader is a call to runLesson() with what is particular to it.
+ */
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { BpfObject } from '../object.js';
+import { VerifierError } from '../errors.js';
+import { resolveInterface, type Interface } from '../netif.js';
+import { XDP_MODES, type XdpMode } from '../xdp.js';
+import type { Attachment } from '../link.js';
+import { setLibbpfLogger } from '../ffi/log.js';
+import { isRoot } from '../ffi/sys.js';
+import { ensureObject } from './build.js';
+import { Output } from './output.js';
+
+/** Options every loader accepts. */
+export interface CommonOptions {
+  mode: XdpMode;
+  force: boolean;
+  verbose: boolean;
+  json: boolean;
+  /** Seconds to run before stopping by itself; undefined: until a signal. */
+  duration?: number;
+}
+
+/** What a lesson's hooks get. */
+export interface LessonContext<O> {
+  /** The parsed options: common ones and the lesson's own. */
+  readonly opts: CommonOptions & O;
+  readonly iface: Interface;
+  readonly obj: BpfObject;
+  /** Aborted on SIGINT/SIGTERM/SIGHUP, at the end of --duration, or when stdout closes. */
+  readonly signal: AbortSignal;
+  /** Buffered stdout that stops the loader cleanly on EPIPE. */
+  readonly out: Output;
+  /** A status line on stderr. */
+  log(msg: string): void;
+  /** Registers an attachment to detach at exit (in reverse order). */
+  own<T extends Attachment>(a: T): T;
+  /** Registers a clean-up step to run at exit (in reverse order). */
+  defer(fn: () => void): void;
+  /** Resolves after `ms`, or early when the loader stops. */
+  sleep(ms: number): Promise<void>;
+  /** Stops the loader (as a signal would). */
+  stop(): void;
+}
+
+/** A lesson loader's particulars. */
+export interface LessonSpec<O> {
+  /** The lesson's folder under bpf/ (and object name). */
+  lesson: string;
+  /** One line for --help. */
+  description: string;
+  /** Whether the lesson emits data, and so takes --json. */
+  json?: boolean;
+  /** Adds the lesson's own options to the command. */
+  options?(cmd: Command): void;
+  /** Before load: set constants, resize maps. */
+  configure?(obj: BpfObject, opts: CommonOptions & O): void;
+  /**
+   * After load: attach the programs (the default attaches the XDP program
+   * named after the lesson to the interface) and fill maps.
+   */
+  attach?(ctx: LessonContext<O>): void | Promise<void>;
+  /** The lesson's body: stream or poll until ctx.signal aborts. */
+  run(ctx: LessonContext<O>): Promise<void>;
+  /** After detaching: a closing summary. */
+  summary?(ctx: LessonContext<O>): void;
+}
+
+/** Parses a positive number of seconds. */
+export function parseSeconds(v: string): number {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError(`'${v}' is not a positive number of seconds`);
+  return n;
+}
+
+/** Parses a positive integer. */
+export function parsePositiveInt(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError(`'${v}' is not a positive integer`);
+  return n;
+}
+
+/** Builds the commander program of a lesson (exported for tests of argument parsing). */
+export function lessonCommand<O>(spec: LessonSpec<O>): Command {
+  const cmd = new Command(spec.lesson)
+    .description(spec.description)
+    .argument('<iface>', 'network interface to attach to')
+    .addOption(new Option('--mode <mode>', 'XDP attach mode').choices(XDP_MODES as string[]).default('skb'))
+    .option('--force', 'replace an XDP program another tool attached', false)
+    .option('-v, --verbose', "show libbpf's log", false)
+    .option('--duration <seconds>', 'stop by itself after this long', parseSeconds)
+    .exitOverride()
+    .configureOutput({ writeErr: (s) => process.stderr.write(s) });
+  if (spec.json) cmd.option('--json', 'machine-readable output (one JSON object per line)', false);
+  spec.options?.(cmd);
+  return cmd;
+}
+
+/** Formats any error as the one line (plus a verifier log) a loader prints. */
+export function formatError(e: unknown): string {
+  if (e instanceof VerifierError) return `error: ${e.message}`;
+  if (e instanceof Error) return `error: ${e.message}`;
+  return `error: ${String(e)}`;
+}
+
+/**
+ * Runs a lesson loader: never returns; exits 0 after a clean stop, 1 after
+ * an error (printed as one line on stderr, nothing left attached), 2 for bad
+ * arguments.
+ */
+export async function runLesson<O>(spec: LessonSpec<O>, argv: string[] = process.argv): Promise<never> {
+  const cmd = lessonCommand(spec);
+  let ifname: string;
+  try {
+    cmd.parse(argv);
+    ifname = cmd.args[0];
+  } catch (e) {
+    const code = (e as { exitCode?: number; code?: string }).code;
+    process.exit(code === 'commander.helpDisplayed' || code === 'commander.version' ? 0 : 2);
+  }
+  const opts = { json: false, ...cmd.opts() } as unknown as CommonOptions & O;
+  const cleanups: Array<() => void> = [];
+  const ac = new AbortController();
+  const out = new Output(() => ac.abort());
+  const log = (msg: string) => process.stderr.write(`${msg}\n`);
+  const onSignal = () => ac.abort();
+  for (const s of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(s, onSignal);
+  let status = 0;
+  let ctx: LessonContext<O> | undefined;
+  try {
+    if (opts.verbose) setLibbpfLogger((level, m) => log(`libbpf ${level}: ${m}`), 'debug');
+    if (!isRoot()) throw new Error('loading BPF programs needs root: run with sudo');
+    const iface = resolveInterface(ifname);
+    const path = ensureObject(spec.lesson);
+    const obj = BpfObject.open(path);
+    cleanups.push(() => obj.close());
+    spec.configure?.(obj, opts);
+    obj.load();
+    ctx = {
+      opts, iface, obj, out, log,
+      signal: ac.signal,
+      own: (a) => { cleanups.push(() => { a.detach(); }); return a; },
+      defer: (fn) => { cleanups.push(fn); },
+      stop: () => ac.abort(),
+      sleep: (ms) => new Promise<void>((resolve) => {
+        if (ac.signal.aborted) return resolve();
+        const t = setTimeout(done, ms);
+        function done() { clearTimeout(t); ac.signal.removeEventListener('abort', done); resolve(); }
+        ac.signal.addEventListener('abort', done);
+      }),
+    };
+    const c = ctx;
+    if (spec.attach) await spec.attach(c);
+    else {
+      const link = c.own(obj.program(spec.lesson).attachXdp(iface.index, { mode: opts.mode, force: opts.force }));
+      log(`attached ${link.description}; Ctrl-C to stop`);
+    }
+    if (opts.duration !== undefined) {
+      const t = setTimeout(() => ac.abort(), opts.duration * 1000);
+      cleanups.push(() => clearTimeout(t));
+    }
+    if (!ac.signal.aborted) await spec.run(c);
+  } catch (e) {
+    status = 1;
+    log(formatError(e));
+  } finally {
+    const hadAttachments = cleanups.length > 1;
+    for (const fn of cleanups.reverse()) {
+      try { fn(); } catch (e) { log(`warning: clean-up: ${(e as Error).message}`); status ||= 1; }
+    }
+    await out.flush();
+    if (ctx && spec.summary && status === 0) {
+      try { spec.summary(ctx); } catch (e) { log(formatError(e)); }
+    }
+    if (hadAttachments) log('detached');
+  }
+  process.exit(status);
+}
