@@ -24,6 +24,8 @@ export interface CommonOptions {
   json: boolean;
   /** Seconds to run before stopping by itself; undefined: until a signal. */
   duration?: number;
+  /** Load this object file instead of bpf/build/<lesson>.bpf.o. */
+  object?: string;
 }
 
 /** What a lesson's hooks get. */
@@ -94,6 +96,7 @@ export function lessonCommand<O>(spec: LessonSpec<O>): Command {
     .option('--force', 'replace an XDP program another tool attached', false)
     .option('-v, --verbose', "show libbpf's log", false)
     .option('--duration <seconds>', 'stop by itself after this long', parseSeconds)
+    .option('--object <path>', "load this .bpf.o instead of the lesson's own build")
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s) });
   if (spec.json) cmd.option('--json', 'machine-readable output (one JSON object per line)', false);
@@ -136,7 +139,7 @@ export async function runLesson<O>(spec: LessonSpec<O>, argv: string[] = process
     if (opts.verbose) setLibbpfLogger((level, m) => log(`libbpf ${level}: ${m}`), 'debug');
     if (!isRoot()) throw new Error('loading BPF programs needs root: run with sudo');
     const iface = resolveInterface(ifname);
-    const path = ensureObject(spec.lesson);
+    const path = opts.object ?? ensureObject(spec.lesson);
     const obj = BpfObject.open(path);
     cleanups.push(() => obj.close());
     spec.configure?.(obj, opts);
