@@ -118,7 +118,9 @@ export function struct<S extends Record<string, FieldSpec>>(name: string, spec: 
       case 'i32': enc.push(`c.checkInt(${label}, ${v}, 2147483647, -2147483648); b.writeInt32${H}(${v}, ${o});`); dec.push(`${key}: b.readInt32${H}(${o})`); break;
       case 'be32': enc.push(`c.checkInt(${label}, ${v}, 4294967295); b.writeUInt32BE(${v}, ${o});`); dec.push(`${key}: b.readUInt32BE(${o})`); break;
       case 'ipv4': enc.push(`b.writeUInt32BE(c.parseIpv4(${v}), ${o});`); dec.push(`${key}: c.formatIpv4(b.readUInt32BE(${o}))`); break;
-      case 'u64': enc.push(`c.checkInt(${label}, ${v}, Number.MAX_SAFE_INTEGER); b.writeBigUInt64${H}(BigInt(${v}), ${o});`);
+      case 'u64': enc.push(LE
+        ? `c.checkInt(${label}, ${v}, Number.MAX_SAFE_INTEGER); b.writeUInt32LE(${v} >>> 0, ${o}); b.writeUInt32LE(Math.floor(${v} / 4294967296), ${o} + 4);`
+        : `c.checkInt(${label}, ${v}, Number.MAX_SAFE_INTEGER); b.writeBigUInt64BE(BigInt(${v}), ${o});`);
         dec.push(LE ? `${key}: b.readUInt32LE(${o}) + b.readUInt32LE(${o} + 4) * 4294967296` : `${key}: Number(b.readBigUInt64BE(${o}))`); break;
       case 'u64big': enc.push(`b.writeBigUInt64${H}(${v}, ${o});`); dec.push(`${key}: b.readBigUInt64${H}(${o})`); break;
       case 'i64big': enc.push(`b.writeBigInt64${H}(${v}, ${o});`); dec.push(`${key}: b.readBigInt64${H}(${o})`); break;
@@ -141,11 +143,23 @@ export const u8: Codec<number> = prim(1, (v, b, o) => { checkInt('u8', v, 255); 
 /** Unsigned 16-bit integer, host order. */
 export const u16: Codec<number> = prim(2, (v, b, o) => { checkInt('u16', v, 65535); b[`writeUInt16${H}`](v, o); }, (b, o) => b[`readUInt16${H}`](o));
 /** Unsigned 32-bit integer, host order. */
-export const u32: Codec<number> = prim(4, (v, b, o) => { checkInt('u32', v, 0xffffffff); b[`writeUInt32${H}`](v, o); }, (b, o) => b[`readUInt32${H}`](o));
+export const u32: Codec<number> = LE
+  ? { size: 4, encode(v, b, o = 0) { checkInt('u32', v, 0xffffffff); b.writeUInt32LE(v, o); }, decode: (b, o = 0) => b.readUInt32LE(o) }
+  : prim(4, (v, b, o) => { checkInt('u32', v, 0xffffffff); b.writeUInt32BE(v, o); }, (b, o) => b.readUInt32BE(o));
 /** Unsigned 64-bit integer, host order, as a number (exact up to 2^53). */
-export const u64: Codec<number> = prim(8,
-  (v, b, o) => { checkInt('u64', v, Number.MAX_SAFE_INTEGER); b[`writeBigUInt64${H}`](BigInt(v), o); },
-  (b, o) => Number(b[`readBigUInt64${H}`](o)));
+export const u64: Codec<number> = LE
+  ? {
+    size: 8,
+    encode(v, b, o = 0) {
+      checkInt('u64', v, Number.MAX_SAFE_INTEGER);
+      b.writeUInt32LE(v >>> 0, o);
+      b.writeUInt32LE(Math.floor(v / 4294967296), o + 4);
+    },
+    decode: (b, o = 0) => b.readUInt32LE(o) + b.readUInt32LE(o + 4) * 4294967296,
+  }
+  : prim(8,
+    (v, b, o) => { checkInt('u64', v, Number.MAX_SAFE_INTEGER); b.writeBigUInt64BE(BigInt(v), o); },
+    (b, o) => Number(b.readBigUInt64BE(o)));
 /** Unsigned 64-bit integer, host order, as a bigint. */
 export const u64big: Codec<bigint> = prim(8, (v, b, o) => { b[`writeBigUInt64${H}`](v, o); }, (b, o) => b[`readBigUInt64${H}`](o));
 /** IPv4 address in network order, as a dotted quad. */

@@ -5,7 +5,7 @@
 import { bpf } from './ffi/libbpf.js';
 import { MapInfo, MapBatchOpts, sizeOf } from './ffi/structs.js';
 import { lastErrno } from './ffi/native.js';
-import { closeFd } from './ffi/sys.js';
+import { allocNative, closeFd, type NativeBuffer } from './ffi/sys.js';
 import { BpfError } from './errors.js';
 import type { Codec } from './codec.js';
 
@@ -60,6 +60,10 @@ abstract class MapBase<K, V> {
   readonly maxEntries: number;
   protected readonly keyBuf: Buffer;
   protected readonly valBuf: Buffer;
+  protected readonly keyAt: number;
+  protected readonly valAt: number;
+  readonly #keyMem: NativeBuffer;
+  readonly #valMem: NativeBuffer;
   protected readonly slot: number;
   #fd: number;
   readonly #owned: boolean;
@@ -79,8 +83,14 @@ abstract class MapBase<K, V> {
     if (keyCodec.size !== this.keySize) throw new TypeError(`map ${this.name}: key codec is ${keyCodec.size} bytes, the map's key is ${this.keySize}`);
     if (valueCodec.size !== this.valueSize) throw new TypeError(`map ${this.name}: value codec is ${valueCodec.size} bytes, the map's value is ${this.valueSize}`);
     this.slot = perCpu ? Math.ceil(this.valueSize / 8) * 8 : this.valueSize;
-    this.keyBuf = Buffer.alloc(this.keySize);
-    this.valBuf = Buffer.alloc(this.slot * (perCpu ? possibleCpus : 1));
+    // Keys and values of single-element operations live in native memory:
+    // passing an address to libbpf costs less than passing a Buffer.
+    this.#keyMem = allocNative(this.keySize);
+    this.#valMem = allocNative(this.slot * (perCpu ? possibleCpus : 1));
+    this.keyBuf = this.#keyMem.buf;
+    this.valBuf = this.#valMem.buf;
+    this.keyAt = this.#keyMem.at;
+    this.valAt = this.#valMem.at;
   }
 
   /** The map's file descriptor. Throws when the map was closed. */
@@ -94,9 +104,15 @@ abstract class MapBase<K, V> {
     return mapInfoByFd(this.fd, this.name);
   }
 
+  /** Throws when the map was closed (its native key/value memory is gone). */
+  protected checkOpen(): void {
+    if (this.#fd < 0) this.fd;
+  }
+
   protected lookupRaw(key: K): boolean {
+    if (this.#fd < 0) this.fd; // throws "map is closed"
     this.keyCodec.encode(key, this.keyBuf, 0);
-    const r = bpf.map_lookup_elem(this.fd, this.keyBuf, this.valBuf);
+    const r = bpf.map_lookup_elem_at(this.#fd, this.keyAt, this.valAt);
     if (r === 0) return true;
     if (r === -2) return false;
     throw new BpfError(`look up in map ${this.name}`, -r);
@@ -109,15 +125,16 @@ abstract class MapBase<K, V> {
 
   /** Deletes `key`; false when it was not there. Throws a BpfError. */
   delete(key: K): boolean {
+    this.checkOpen();
     this.keyCodec.encode(key, this.keyBuf, 0);
-    const r = bpf.map_delete_elem(this.fd, this.keyBuf);
+    const r = bpf.map_delete_elem_at(this.fd, this.keyAt);
     if (r === 0) return true;
     if (r === -2) return false;
     throw new BpfError(`delete from map ${this.name}`, -r);
   }
 
   protected updateRaw(flag: UpdateFlag): void {
-    const r = bpf.map_update_elem(this.fd, this.keyBuf, this.valBuf, FLAGS[flag]);
+    const r = bpf.map_update_elem_at(this.#fd, this.keyAt, this.valAt, FLAGS[flag]);
     if (r === 0) return;
     const e = -r;
     const detail = e === 17 ? 'key already exists' : e === 2 && flag === 'exist' ? 'no such key' : e === 7 ? `map is full (${this.maxEntries} entries)` : undefined;
@@ -204,12 +221,14 @@ abstract class MapBase<K, V> {
   /** Closes the fd when this handle owns it (maps of an object close with it). Safe to call twice. */
   close(): void {
     if (this.#fd >= 0 && this.#owned) closeFd(this.#fd);
-    this.#fd = -1;
+    this._invalidate();
   }
 
   /** @internal the object closed this map's fd. */
   _invalidate(): void {
     this.#fd = -1;
+    this.#keyMem.free();
+    this.#valMem.free();
   }
 
   [Symbol.dispose](): void {
@@ -250,6 +269,7 @@ export class BpfMap<K, V> extends MapBase<K, V> {
 
   /** Writes `key` → `value`. 'noexist' fails with EEXIST, 'exist' with ENOENT; a full map gives E2BIG. Throws a BpfError. */
   set(key: K, value: V, flag: UpdateFlag = 'any'): void {
+    this.checkOpen();
     this.keyCodec.encode(key, this.keyBuf, 0);
     this.valueCodec.encode(value, this.valBuf, 0);
     this.updateRaw(flag);
@@ -317,6 +337,7 @@ export class PerCpuMap<K, V> extends MapBase<K, V> {
 
   /** Writes one value per possible CPU (an array of possibleCpus values), or the same value to every CPU. Throws a BpfError. */
   set(key: K, values: V | V[], flag: UpdateFlag = 'any'): void {
+    this.checkOpen();
     this.keyCodec.encode(key, this.keyBuf, 0);
     this.valBuf.fill(0);
     for (let i = 0; i < possibleCpus; i++) {

@@ -14,7 +14,7 @@ export type ProgPtr = Ptr<'bpf_program'>;
 export type MapPtr = Ptr<'bpf_map'>;
 export type BtfPtr = Ptr<'btf'>;
 /** Memory passed in or out of native calls. */
-type Mem = Buffer | Uint8Array | null;
+type Mem = Buffer | Uint8Array | bigint | null;
 
 type OutSize = [number | bigint];
 
@@ -79,6 +79,14 @@ export const bpf = {
     libbpf, 'int bpf_map_lookup_elem_flags(int fd, const void *key, void *value, uint64_t flags)'),
   map_update_elem: func<(fd: number, key: Mem, value: Mem, flags: number) => number>(
     libbpf, 'int bpf_map_update_elem(int fd, const void *key, const void *value, uint64_t flags)'),
+  // The same three calls taking addresses as plain numbers (intptr_t): the
+  // cheapest argument conversion koffi has, for single-element hot paths.
+  map_lookup_elem_at: func<(fd: number, key: number, value: number) => number>(
+    libbpf, 'int bpf_map_lookup_elem(int fd, intptr_t key, intptr_t value)'),
+  map_update_elem_at: func<(fd: number, key: number, value: number, flags: number) => number>(
+    libbpf, 'int bpf_map_update_elem(int fd, intptr_t key, intptr_t value, uint64_t flags)'),
+  map_delete_elem_at: func<(fd: number, key: number) => number>(
+    libbpf, 'int bpf_map_delete_elem(int fd, intptr_t key)'),
   map_delete_elem: func<(fd: number, key: Mem) => number>(
     libbpf, 'int bpf_map_delete_elem(int fd, const void *key)'),
   map_get_next_key: func<(fd: number, key: Mem, next: Mem) => number>(

@@ -86,6 +86,28 @@ export function mountFs(fstype: string, target: string): number {
   return c.mount(fstype, target, fstype, 0, null) === 0 ? 0 : lastErrno();
 }
 
+/** Native (malloc'd) memory with a Buffer view of it; free() is idempotent. */
+export interface NativeBuffer {
+  /** The address, to pass to native calls (cheaper than passing a Buffer). */
+  readonly addr: bigint;
+  /** The same address as a number (user-space addresses fit in 53 bits), for intptr_t parameters. */
+  readonly at: number;
+  /** A view of the same bytes. */
+  readonly buf: Buffer;
+  free(): void;
+}
+
+/** Allocates `size` zeroed bytes of native memory (at least 8). */
+export function allocNative(size: number): NativeBuffer {
+  const n = Math.max(8, size);
+  const mem = koffi.alloc('uint8_t', n);
+  const addr = koffi.address(mem);
+  const buf = Buffer.from(koffi.view(mem, n), 0, size);
+  buf.fill(0);
+  let live = true;
+  return { addr, at: Number(addr), buf, free() { if (live) { live = false; koffi.free(mem); } } };
+}
+
 /** Events reported when a watched fd becomes ready. */
 export interface FdEvents { readable: boolean; writable: boolean }
 /** A watch on an fd; close() is idempotent. */
