@@ -21,6 +21,7 @@ have_cmd gcc || need+=(gcc)
 have_cmd make || need+=(make)
 have_cmd python3 || need+=(python3)
 have_cmd nsenter || need+=(util-linux)
+have_cmd ping || need+=(iputils-ping)
 if ! have_cmd bpftool; then
   if [ "${ID:-}" = ubuntu ]; then need+=(linux-tools-common linux-tools-generic); else need+=(bpftool); fi
 fi
