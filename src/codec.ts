@@ -106,7 +106,7 @@ export function struct<S extends Record<string, FieldSpec>>(name: string, spec: 
     if (typeof f === 'object') {
       if ('pad' in f) { enc.push(`b.fill(0, ${o}, ${o} + ${f.pad});`); return; }
       enc.push(`{ const x = ${v}; if (!(x instanceof Uint8Array) || x.length !== ${f.bytes}) throw new TypeError(${label} + ': expected ${f.bytes} bytes'); b.set(x, ${o}); }`);
-      dec.push(`${key}: Uint8Array.prototype.slice.call(b, ${o}, ${o} + ${f.bytes})`);
+      dec.push(`${key}: Uint8Array.from(b.subarray(${o}, ${o} + ${f.bytes}))`);
       zero.push(`${key}: new Uint8Array(${f.bytes})`);
       return;
     }
@@ -169,7 +169,7 @@ export function bytes(size: number): Codec<Uint8Array> {
   return prim(size, (v, b, o) => {
     if (v.length !== size) throw new TypeError(`expected ${size} bytes, got ${v.length}`);
     b.set(v, o);
-  }, (b, o) => Uint8Array.prototype.slice.call(b, o, o + size));
+  }, (b, o) => Uint8Array.from(b.subarray(o, o + size)));
 }
 
 /** IP protocol numbers and names, for display and parsing. */
