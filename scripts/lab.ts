@@ -1,254 +1,502 @@
 /**
  * The lab: throwaway topologies of network namespaces joined by veth pairs,
- * for tests, the demo, and users with no spare interface. Every builder
- * tears down what it made if it fails half way; down() is idempotent.
- * Traffic helpers only ever send to addresses inside the lab.
+ * built with iproute2, for tests, the demo, and users with no spare
+ * interface. Traffic only ever goes to addresses inside the lab.
  *
  *   tsx scripts/lab.ts up pair <tag>    veth <tag>h (root namespace) <-> <tag>p (namespace lbts-<tag>)
- *   tsx scripts/lab.ts up dnat <tag>    namespaces lbts-<tag>-{client,lb,backend}
- *   tsx scripts/lab.ts down <tag>
- *   tsx scripts/lab.ts list
+ *   tsx scripts/lab.ts up dnat <tag>    namespaces lbts-<tag>-client, lbts-<tag>-lb, lbts-<tag>-backend
+ *   tsx scripts/lab.ts down <tag>       removes the pair and dnat labs of <tag>
+ *   tsx scripts/lab.ts list             the labs that are up
+ *   tsx scripts/lab.ts clean [prefix]   removes every lab namespace (default prefix lbts-): after crashes
+ *
+ * Names: a tag is 1-10 characters of a-z, 0-9 and '-', starting with a letter
+ * or digit (so `<tag>h` fits the 15-character interface name limit). Every
+ * builder first removes leftovers of the same tag and kind, tears down what
+ * it made if it fails half way, and returns a lab whose down() is
+ * idempotent. The only thing a lab puts in the root namespace is a pair
+ * lab's host interface, marked with the alias `lbts-<tag>`; teardown deletes
+ * root-namespace interfaces only when they carry that mark.
  */
-import { execFile } from 'node:child_process';
+import { existsSync, realpathSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { pathToFileURL } from 'node:url';
-import { promisify } from 'node:util';
+import { run, runNs } from './traffic.js';
 
-const execFileP = promisify(execFile);
-
-/** Runs a command; rejects with a one-line error naming it and its stderr. */
-export async function run(cmd: string[], opts: { timeoutMs?: number; input?: string } = {}): Promise<{ stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await execFileP(cmd[0], cmd.slice(1), { timeout: opts.timeoutMs ?? 30_000, encoding: 'utf8' });
-    return { stdout, stderr };
-  } catch (e) {
-    const err = e as { stderr?: string; message: string };
-    const why = (err.stderr || err.message).trim().split('\n').pop();
-    throw new Error(`${cmd.join(' ')}: ${why}`);
-  }
-}
-
-/** Runs a command inside network namespace `ns` (ip netns exec). */
-export function runNs(ns: string, cmd: string[], opts?: { timeoutMs?: number }): Promise<{ stdout: string; stderr: string }> {
-  return run(['ip', 'netns', 'exec', ns, ...cmd], opts);
-}
+export {
+  run, runNs, CommandError, sendUdp, sendTcpConnect, tcpConnect, ping, listenUdp,
+  type RunOptions, type UdpListener, type UdpReceived,
+} from './traffic.js';
 
 const PREFIX = 'lbts-';
+const DNAT_ROLES = ['client', 'lb', 'backend'] as const;
+const HAVE_IPV6 = existsSync('/proc/sys/net/ipv6');
 
-function checkTag(tag: string): void {
-  if (!/^[a-z0-9][a-z0-9-]{0,9}$/.test(tag)) throw new Error(`lab tag '${tag}': use 1-10 lowercase letters, digits or '-'`);
-}
-
-async function quiet(cmd: string[]): Promise<void> {
-  try { await run(cmd); } catch { /* already gone */ }
-}
-
-/** Removes every namespace and root-namespace interface of `tag`. Never throws. */
-export async function cleanup(tag: string): Promise<void> {
-  const { stdout } = await run(['ip', '-o', 'link', 'show']).catch(() => ({ stdout: '' }));
-  for (const m of stdout.matchAll(/^\d+: ([^:@]+)[@:]/gm)) {
-    if (m[1] === `${tag}h` || m[1].startsWith(`${tag}-`)) await quiet(['ip', 'link', 'del', m[1]]);
+/**
+ * Throws unless `tag` is 1-10 characters of a-z, 0-9 and '-' starting with a
+ * letter or digit, and does not end in -client, -lb or -backend (those would
+ * name a dnat lab's namespaces).
+ */
+export function checkTag(tag: string): void {
+  if (typeof tag !== 'string' || !/^[a-z0-9][a-z0-9-]{0,9}$/.test(tag)) {
+    throw new Error(`lab tag '${tag}': use 1-10 characters of a-z, 0-9 and '-', starting with a letter or digit`);
   }
-  const ns = await run(['ip', 'netns', 'list']).catch(() => ({ stdout: '' }));
-  for (const line of ns.stdout.split('\n')) {
-    const name = line.split(' ')[0];
-    if (name === `${PREFIX}${tag}` || name.startsWith(`${PREFIX}${tag}-`)) await quiet(['ip', 'netns', 'del', name]);
-  }
+  if (/-(client|lb|backend)$/.test(tag)) throw new Error(`lab tag '${tag}': must not end in -client, -lb or -backend`);
 }
 
-async function nsUp(ns: string): Promise<void> {
+// ---------------------------------------------------------------- helpers
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** The names of the network namespaces that exist. */
+async function listNetns(): Promise<string[]> {
+  const { stdout } = await run(['ip', 'netns', 'list']);
+  return stdout.split('\n').map((l) => l.split(' ')[0]).filter(Boolean);
+}
+
+interface LinkJson { ifindex: number; ifname: string; address: string; operstate: string; ifalias?: string }
+
+/** The links of namespace `ns` (null: root). */
+async function links(ns: string | null): Promise<LinkJson[]> {
+  const { stdout } = await run(ns ? ['ip', '-n', ns, '-j', 'link', 'show'] : ['ip', '-j', 'link', 'show']);
+  return JSON.parse(stdout || '[]') as LinkJson[];
+}
+
+async function link(ns: string | null, ifname: string): Promise<LinkJson | undefined> {
+  return (await links(ns)).find((l) => l.ifname === ifname);
+}
+
+/** Sets sysctls in namespace `ns` (null: root); keys under net.ipv6 are skipped when IPv6 is off in the kernel. */
+async function sysctl(ns: string | null, settings: Record<string, string | number>): Promise<void> {
+  const kv = Object.entries(settings)
+    .filter(([k]) => HAVE_IPV6 || !k.startsWith('net.ipv6.'))
+    .map(([k, v]) => `${k}=${v}`);
+  if (kv.length === 0) return;
+  if (ns) await runNs(ns, ['sysctl', '-q', '-w', ...kv]);
+  else for (const [k, v] of kv.map((s) => s.split('='))) await writeFile(`/proc/sys/${k.replaceAll('.', '/')}`, `${v}\n`);
+}
+
+/** Creates namespace `ns` with loopback up and IPv6 off for every interface it will get. */
+async function addNs(ns: string): Promise<void> {
   await run(['ip', 'netns', 'add', ns]);
-  await runNs(ns, ['ip', 'link', 'set', 'lo', 'up']);
-  await runNs(ns, ['sysctl', '-qw', 'net.ipv6.conf.all.disable_ipv6=1', 'net.ipv6.conf.default.disable_ipv6=1']);
+  await run(['ip', '-n', ns, 'link', 'set', 'dev', 'lo', 'up']);
+  await sysctl(ns, { 'net.ipv6.conf.all.disable_ipv6': 1, 'net.ipv6.conf.default.disable_ipv6': 1 });
 }
 
-async function macOf(ns: string | null, ifname: string): Promise<string> {
-  const cmd = ['ip', '-j', 'link', 'show', 'dev', ifname];
-  const { stdout } = ns ? await runNs(ns, cmd) : await run(cmd);
-  return (JSON.parse(stdout) as Array<{ address: string }>)[0].address;
+/** Deletes namespace `ns`; fine when it is already gone. Throws when it stays. */
+async function delNs(ns: string): Promise<boolean> {
+  try {
+    await run(['ip', 'netns', 'del', ns]);
+    return true;
+  } catch (e) {
+    if ((await listNetns()).includes(ns)) throw e;
+    return false;
+  }
 }
+
+/** Deletes root-namespace interface `ifname` if it carries our mark `alias`; fine when it is gone. */
+async function delMarkedLink(ifname: string, alias: string): Promise<boolean> {
+  const l = await link(null, ifname);
+  if (!l || l.ifalias !== alias) return false;
+  try {
+    await run(['ip', 'link', 'del', 'dev', ifname]);
+    return true;
+  } catch (e) {
+    if (await link(null, ifname)) throw e;
+    return false;
+  }
+}
+
+/** Waits (up to 3 s) until the links are operationally up: before that a veth drops what it is given. */
+async function waitUp(ns: string | null, ifnames: string[]): Promise<void> {
+  const deadline = Date.now() + 3000;
+  for (;;) {
+    const all = await links(ns);
+    const down = ifnames.filter((n) => all.find((l) => l.ifname === n)?.operstate !== 'UP');
+    if (down.length === 0) return;
+    if (Date.now() > deadline) throw new Error(`lab: ${down.join(', ')}${ns ? ` in ${ns}` : ''} not up after 3 s`);
+    await sleep(10);
+  }
+}
+
+/** Runs the teardown steps, all of them, then throws one error naming those that failed. */
+async function teardown(what: string, steps: Array<() => Promise<boolean>>, names: string[]): Promise<string[]> {
+  const removed: string[] = [];
+  const errors: string[] = [];
+  for (const [i, step] of steps.entries()) {
+    try {
+      if (await step()) removed.push(names[i]);
+    } catch (e) {
+      errors.push((e as Error).message);
+    }
+  }
+  if (errors.length) throw new Error(`lab ${what}: teardown incomplete: ${errors.join('; ')}`);
+  return removed;
+}
+
+/** Builds with `build`; if it throws, tears down with `down` and rethrows the build's error. */
+async function buildOrTeardown<T>(build: () => Promise<T>, down: () => Promise<unknown>): Promise<T> {
+  try {
+    return await build();
+  } catch (e) {
+    try {
+      await down();
+    } catch (e2) {
+      (e as Error).message += ` (and ${(e2 as Error).message})`;
+    }
+    throw e;
+  }
+}
+
+// ---------------------------------------------------------------- pair lab
 
 /** A veth pair: the host end in the root namespace, the peer end in namespace `ns`. */
 export interface PairLab {
   tag: string;
+  /** `lbts-<tag>`, where the peer end lives. */
   ns: string;
+  /** `<tag>h`, in the root namespace: attach XDP here. */
   hostIf: string;
+  /** `<tag>p`, in `ns`. */
   peerIf: string;
   hostIp: string;
   peerIp: string;
   hostMac: string;
   peerMac: string;
   hostIfindex: number;
+  /** Removes the pair and the namespace. Idempotent; throws only when something stays. */
   down(): Promise<void>;
   [Symbol.asyncDispose](): Promise<void>;
 }
 
-async function freeSubnet(tag: string): Promise<number> {
-  const { stdout } = await run(['ip', '-4', '-o', 'addr', 'show']);
-  const used = new Set([...stdout.matchAll(/inet 10\.201\.(\d+)\.(\d+)\//g)].map((m) => Number(m[1]) * 64 + (Number(m[2]) >> 2)));
-  const start = createHash('sha1').update(tag).digest().readUInt16BE(0) % 16384;
-  for (let i = 0; i < 16384; i++) {
-    const slot = (start + i) % 16384;
-    if (!used.has(slot)) return slot;
+const SLOTS = 16384; // the /30s of 10.201.0.0/16
+
+function ipToInt(ip: string): number {
+  return ip.split('.').reduce((n, p) => n * 256 + Number(p), 0);
+}
+function intToIp(n: number): string {
+  return [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join('.');
+}
+const BASE = ipToInt('10.201.0.0');
+
+/**
+ * The IPv4 ranges of the root namespace that a lab subnet must not overlap:
+ * every address and route outside `exceptIf`. A network wider than /16 (a
+ * default route, a 10.0.0.0/8 LAN) only blocks its own address, not the
+ * whole range, as our /30 is more specific.
+ */
+async function takenRanges(exceptIf: string): Promise<Array<[number, number]>> {
+  const out: Array<[number, number]> = [];
+  const add = (ip: string, len: number, net: boolean) => {
+    if (!/^\d+\.\d+\.\d+\.\d+$/.test(ip)) return;
+    const a = ipToInt(ip);
+    if (net && len >= 16) {
+      const size = 2 ** (32 - len);
+      const start = a - (a % size);
+      out.push([start, start + size - 1]);
+    } else {
+      out.push([a, a]);
+    }
+  };
+  const addrs = await run(['ip', '-4', '-o', 'addr', 'show']);
+  for (const line of addrs.stdout.split('\n')) {
+    const m = /^\d+:\s+(\S+)\s+inet (\d+\.\d+\.\d+\.\d+)\/(\d+)/.exec(line);
+    if (m && m[1] !== exceptIf) add(m[2], Number(m[3]), true);
   }
-  throw new Error('lab: no free /30 in 10.201.0.0/16');
+  const routes = await run(['ip', '-4', 'route', 'show', 'table', 'all']);
+  for (const line of routes.stdout.split('\n')) {
+    if (line.includes(` dev ${exceptIf} `) || line.endsWith(` dev ${exceptIf}`)) continue;
+    const m = /^(?:(?:unicast|local|broadcast|anycast|multicast|blackhole|unreachable|prohibit|throw|nat)\s+)?(\d+\.\d+\.\d+\.\d+)(?:\/(\d+))?/.exec(line);
+    if (m) add(m[1], m[2] === undefined ? 32 : Number(m[2]), m[2] !== undefined);
+  }
+  return out;
+}
+
+function slotFree(slot: number, taken: Array<[number, number]>): boolean {
+  const lo = BASE + slot * 4;
+  const hi = lo + 3;
+  return !taken.some(([a, b]) => a <= hi && b >= lo);
 }
 
 /**
- * Builds a veth pair `<tag>h` (root namespace, addresses 10.201.x.y/30) and
- * `<tag>p` in namespace `lbts-<tag>`, IPv6 off on both ends so the kernel
- * sends nothing of its own but ARP. Throws (after cleaning up) on failure.
+ * Gives `hostIf` a /30 from 10.201.0.0/16: first the one the hash of `tag`
+ * points at, else the next free one; then checks again that no other
+ * interface took an overlapping subnet meanwhile (a lab being built in
+ * parallel) and, if one did, moves to a random free /30 and retries.
+ */
+async function assignSubnet(tag: string, hostIf: string): Promise<{ hostIp: string; peerIp: string }> {
+  const start = createHash('sha1').update(tag).digest().readUInt16BE(0) % SLOTS;
+  const tried = new Set<number>();
+  for (let attempt = 0; attempt < 8; attempt++) {
+    const taken = await takenRanges(hostIf);
+    const from = attempt === 0 ? start : Math.floor(Math.random() * SLOTS);
+    let slot = -1;
+    for (let i = 0; i < SLOTS; i++) {
+      const s = (from + i) % SLOTS;
+      if (!tried.has(s) && slotFree(s, taken)) { slot = s; break; }
+    }
+    if (slot < 0) throw new Error('lab: no free /30 in 10.201.0.0/16 (the host uses it)');
+    tried.add(slot);
+    const hostIp = intToIp(BASE + slot * 4 + 1);
+    const peerIp = intToIp(BASE + slot * 4 + 2);
+    await run(['ip', 'addr', 'add', `${hostIp}/30`, 'dev', hostIf]);
+    if (slotFree(slot, await takenRanges(hostIf))) return { hostIp, peerIp };
+    await run(['ip', 'addr', 'del', `${hostIp}/30`, 'dev', hostIf]);
+  }
+  throw new Error('lab: could not claim a free /30 in 10.201.0.0/16 after 8 tries');
+}
+
+function pairNames(tag: string) {
+  return { ns: `${PREFIX}${tag}`, hostIf: `${tag}h`, peerIf: `${tag}p` };
+}
+
+/**
+ * Removes the pair lab `tag`: its host interface (only if it carries the
+ * lab's mark), then its namespace. Resolves with what it removed; already
+ * gone is fine. Throws when something could not be removed.
+ */
+async function downPair(tag: string): Promise<string[]> {
+  const { ns, hostIf } = pairNames(tag);
+  // The interface first: deleting a veth is synchronous, while a deleted
+  // namespace takes its interfaces down asynchronously.
+  return teardown(tag, [() => delMarkedLink(hostIf, ns), () => delNs(ns)], [hostIf, ns]);
+}
+
+/**
+ * Builds a veth pair: `<tag>h` in the root namespace (so in-process code can
+ * attach XDP to it) and `<tag>p` in a new namespace `lbts-<tag>`, with a /30
+ * from 10.201.0.0/16 (host .1, peer .2 of it) that overlaps nothing on the
+ * host, IPv6 off on both ends (the kernel then sends nothing of its own but
+ * ARP), both ends up. Removes leftovers of a pair lab with the same tag
+ * first (a concurrent user of the same tag loses its lab).
+ * Throws on an invalid tag (before touching anything), or, after removing
+ * what it created, when a step fails, e.g. `<tag>h` exists and is not a lab
+ * interface ("File exists").
  */
 export async function pairLab(tag: string): Promise<PairLab> {
   checkTag(tag);
-  await cleanup(tag);
-  const ns = `${PREFIX}${tag}`;
-  const hostIf = `${tag}h`;
-  const peerIf = `${tag}p`;
-  try {
-    await nsUp(ns);
-    const slot = await freeSubnet(tag);
-    const base = `10.201.${slot >> 6}.${(slot & 63) * 4}`;
-    const [a, b, c, d] = base.split('.').map(Number);
-    const hostIp = `${a}.${b}.${c}.${d + 1}`;
-    const peerIp = `${a}.${b}.${c}.${d + 2}`;
+  const { ns, hostIf, peerIf } = pairNames(tag);
+  await downPair(tag);
+  return buildOrTeardown(async () => {
+    await addNs(ns);
     await run(['ip', 'link', 'add', hostIf, 'type', 'veth', 'peer', 'name', peerIf, 'netns', ns]);
-    await run(['sysctl', '-qw', `net.ipv6.conf.${hostIf}.disable_ipv6=1`]);
-    await run(['ip', 'addr', 'add', `${hostIp}/30`, 'dev', hostIf]);
-    await run(['ip', 'link', 'set', hostIf, 'up']);
-    await runNs(ns, ['ip', 'addr', 'add', `${peerIp}/30`, 'dev', peerIf]);
-    await runNs(ns, ['ip', 'link', 'set', peerIf, 'up']);
-    const { stdout } = await run(['cat', `/sys/class/net/${hostIf}/ifindex`]);
+    await run(['ip', 'link', 'set', 'dev', hostIf, 'alias', ns]);
+    await sysctl(null, { [`net.ipv6.conf.${hostIf}.disable_ipv6`]: 1 });
+    await sysctl(ns, { [`net.ipv6.conf.${peerIf}.disable_ipv6`]: 1 });
+    const { hostIp, peerIp } = await assignSubnet(tag, hostIf);
+    await run(['ip', '-n', ns, 'addr', 'add', `${peerIp}/30`, 'dev', peerIf]);
+    await run(['ip', 'link', 'set', 'dev', hostIf, 'up']);
+    await run(['ip', '-n', ns, 'link', 'set', 'dev', peerIf, 'up']);
+    await waitUp(null, [hostIf]);
+    await waitUp(ns, [peerIf]);
+    const host = (await link(null, hostIf))!;
+    const peer = (await link(ns, peerIf))!;
+    const down = async () => { await downPair(tag); };
     const lab: PairLab = {
       tag, ns, hostIf, peerIf, hostIp, peerIp,
-      hostMac: await macOf(null, hostIf),
-      peerMac: await macOf(ns, peerIf),
-      hostIfindex: Number(stdout.trim()),
-      down: () => cleanup(tag),
-      [Symbol.asyncDispose]: () => cleanup(tag),
+      hostMac: host.address, peerMac: peer.address, hostIfindex: host.ifindex,
+      down, [Symbol.asyncDispose]: down,
     };
     return lab;
-  } catch (e) {
-    await cleanup(tag);
-    throw e;
-  }
+  }, () => downPair(tag));
 }
 
-/** Three namespaces: client -- lb -- backend, with the service network routed through lb. */
+// ---------------------------------------------------------------- dnat lab
+
+/** Three namespaces, client -- lb -- backend, with the service network routed through lb. */
 export interface DnatLab {
   tag: string;
+  /** Namespace names: `lbts-<tag>-client`, `lbts-<tag>-lb`, `lbts-<tag>-backend`. */
   client: string;
   lb: string;
   backend: string;
+  /** Interface names: client's `eth0`; lb's `lb0` (to client) and `lb1` (to backend); backend's `eth0`. */
   clientIf: string;
   lbClientIf: string;
   lbBackendIf: string;
   backendIf: string;
+  /** 10.0.1.2 */
   clientIp: string;
+  /** 10.0.1.1 */
   lbClientIp: string;
+  /** 10.244.1.1 */
   lbBackendIp: string;
+  /** 10.244.1.5 */
   backendIp: string;
+  /** 10.96.0.0/12, the service network: the client routes it via lb. */
   vipNet: string;
+  /** Removes the three namespaces. Idempotent; throws only when something stays. */
   down(): Promise<void>;
   [Symbol.asyncDispose](): Promise<void>;
 }
 
+function dnatNames(tag: string) {
+  const [client, lb, backend] = DNAT_ROLES.map((r) => `${PREFIX}${tag}-${r}`);
+  return { client, lb, backend };
+}
+
+/** Removes the dnat lab `tag` (its three namespaces, which hold all of it). Already gone is fine. */
+async function downDnat(tag: string): Promise<string[]> {
+  const names = Object.values(dnatNames(tag));
+  return teardown(tag, names.map((ns) => () => delNs(ns)), names);
+}
+
 /**
- * Builds the load balancer's lab: client (10.0.1.2) -- (10.0.1.1) lb
- * (10.244.1.1) -- backend (10.244.1.5). The client routes 10.96.0.0/12 (the
- * service network) via lb; lb forwards. Everything lives in namespaces, so
- * labs with different tags never collide. Throws (after cleaning up) on failure.
+ * Builds the load balancer's lab, entirely inside three new namespaces (so
+ * labs with different tags never collide, and nothing touches the root
+ * namespace): client eth0 10.0.1.2/24 -- lb0 10.0.1.1/24 [lb, forwarding,
+ * rp_filter 0] lb1 10.244.1.1/24 -- backend eth0 10.244.1.5/24. The client
+ * routes 10.96.0.0/12 and its default via 10.0.1.1; the backend's default
+ * is 10.244.1.1; lb has only its two subnets. IPv6 off, loopback up, every
+ * link up. Removes leftovers of a dnat lab with the same tag first.
+ * Throws on an invalid tag (before touching anything), or, after removing
+ * what it created, when a step fails.
  */
 export async function dnatLab(tag: string): Promise<DnatLab> {
   checkTag(tag);
-  await cleanup(tag);
+  const { client, lb, backend } = dnatNames(tag);
+  const down = async () => { await downDnat(tag); };
   const lab: DnatLab = {
-    tag,
-    client: `${PREFIX}${tag}-client`, lb: `${PREFIX}${tag}-lb`, backend: `${PREFIX}${tag}-backend`,
+    tag, client, lb, backend,
     clientIf: 'eth0', lbClientIf: 'lb0', lbBackendIf: 'lb1', backendIf: 'eth0',
     clientIp: '10.0.1.2', lbClientIp: '10.0.1.1', lbBackendIp: '10.244.1.1', backendIp: '10.244.1.5',
     vipNet: '10.96.0.0/12',
-    down: () => cleanup(tag),
-    [Symbol.asyncDispose]: () => cleanup(tag),
+    down, [Symbol.asyncDispose]: down,
   };
-  try {
-    for (const ns of [lab.client, lab.lb, lab.backend]) await nsUp(ns);
-    await run(['ip', 'link', 'add', `${tag}-c`, 'type', 'veth', 'peer', 'name', `${tag}-l0`]);
-    await run(['ip', 'link', 'set', `${tag}-c`, 'netns', lab.client, 'name', lab.clientIf]);
-    await run(['ip', 'link', 'set', `${tag}-l0`, 'netns', lab.lb, 'name', lab.lbClientIf]);
-    await run(['ip', 'link', 'add', `${tag}-b`, 'type', 'veth', 'peer', 'name', `${tag}-l1`]);
-    await run(['ip', 'link', 'set', `${tag}-b`, 'netns', lab.backend, 'name', lab.backendIf]);
-    await run(['ip', 'link', 'set', `${tag}-l1`, 'netns', lab.lb, 'name', lab.lbBackendIf]);
-    const sets: Array<[string, string, string]> = [
-      [lab.client, lab.clientIf, `${lab.clientIp}/24`],
-      [lab.lb, lab.lbClientIf, `${lab.lbClientIp}/24`],
-      [lab.lb, lab.lbBackendIf, `${lab.lbBackendIp}/24`],
-      [lab.backend, lab.backendIf, `${lab.backendIp}/24`],
+  await downDnat(tag);
+  return buildOrTeardown(async () => {
+    for (const ns of [client, lb, backend]) await addNs(ns);
+    await sysctl(lb, {
+      'net.ipv4.ip_forward': 1, 'net.ipv4.conf.all.forwarding': 1,
+      'net.ipv4.conf.all.rp_filter': 0, 'net.ipv4.conf.default.rp_filter': 0,
+    });
+    await run(['ip', '-n', client, 'link', 'add', lab.clientIf, 'type', 'veth', 'peer', 'name', lab.lbClientIf, 'netns', lb]);
+    await run(['ip', '-n', backend, 'link', 'add', lab.backendIf, 'type', 'veth', 'peer', 'name', lab.lbBackendIf, 'netns', lb]);
+    await sysctl(lb, {
+      [`net.ipv4.conf.${lab.lbClientIf}.rp_filter`]: 0, [`net.ipv4.conf.${lab.lbBackendIf}.rp_filter`]: 0,
+      [`net.ipv6.conf.${lab.lbClientIf}.disable_ipv6`]: 1, [`net.ipv6.conf.${lab.lbBackendIf}.disable_ipv6`]: 1,
+    });
+    await sysctl(client, { [`net.ipv6.conf.${lab.clientIf}.disable_ipv6`]: 1 });
+    await sysctl(backend, { [`net.ipv6.conf.${lab.backendIf}.disable_ipv6`]: 1 });
+    const ends: Array<[string, string, string]> = [
+      [client, lab.clientIf, `${lab.clientIp}/24`],
+      [lb, lab.lbClientIf, `${lab.lbClientIp}/24`],
+      [lb, lab.lbBackendIf, `${lab.lbBackendIp}/24`],
+      [backend, lab.backendIf, `${lab.backendIp}/24`],
     ];
-    for (const [ns, ifname, addr] of sets) {
-      await runNs(ns, ['ip', 'addr', 'add', addr, 'dev', ifname]);
-      await runNs(ns, ['ip', 'link', 'set', ifname, 'up']);
+    for (const [ns, ifname, addr] of ends) {
+      await run(['ip', '-n', ns, 'addr', 'add', addr, 'dev', ifname]);
+      await run(['ip', '-n', ns, 'link', 'set', 'dev', ifname, 'up']);
     }
-    await runNs(lab.client, ['ip', 'route', 'add', 'default', 'via', lab.lbClientIp]);
-    await runNs(lab.backend, ['ip', 'route', 'add', 'default', 'via', lab.lbBackendIp]);
-    await runNs(lab.lb, ['sysctl', '-qw', 'net.ipv4.ip_forward=1', 'net.ipv4.conf.all.rp_filter=0', 'net.ipv4.conf.default.rp_filter=0']);
+    await run(['ip', '-n', client, 'route', 'add', lab.vipNet, 'via', lab.lbClientIp]);
+    await run(['ip', '-n', client, 'route', 'add', 'default', 'via', lab.lbClientIp]);
+    await run(['ip', '-n', backend, 'route', 'add', 'default', 'via', lab.lbBackendIp]);
+    await waitUp(client, [lab.clientIf]);
+    await waitUp(lb, [lab.lbClientIf, lab.lbBackendIf]);
+    await waitUp(backend, [lab.backendIf]);
     return lab;
-  } catch (e) {
-    await cleanup(tag);
-    throw e;
-  }
+  }, () => downDnat(tag));
 }
 
-/** Sends `count` UDP datagrams of `payloadLen` bytes from namespace `ns`. */
-export async function sendUdp(ns: string, dstIp: string, dstPort: number, count: number, payloadLen = 16, srcPort = 0): Promise<void> {
-  const py = `import socket\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\ns.bind(('',${srcPort}))\nfor i in range(${count}): s.sendto(b'x'*${payloadLen},('${dstIp}',${dstPort}))`;
-  await runNs(ns, ['python3', '-c', py]);
-}
+// ---------------------------------------------------------------- clean-up
 
-/** Pings `ip` from namespace `ns` `count` times (fast interval); resolves even if replies are lost. */
-export async function ping(ns: string, ip: string, count: number): Promise<number> {
-  try {
-    const { stdout } = await runNs(ns, ['ping', '-c', String(count), '-i', '0.01', '-W', '1', '-q', ip]);
-    return Number(/(\d+) received/.exec(stdout)?.[1] ?? 0);
-  } catch {
-    return 0;
-  }
+/**
+ * Removes the pair and the dnat lab of `tag` (exactly those names; tag
+ * 'a' does not touch tag 'a-b'). Resolves with the names it removed.
+ * Throws on an invalid tag, or when something could not be removed.
+ */
+export async function cleanup(tag: string): Promise<string[]> {
+  checkTag(tag);
+  return [...(await downPair(tag)), ...(await downDnat(tag))];
 }
 
 /**
- * Opens `count` TCP connections from namespace `ns` to ip:port (each sends
- * `payloadLen` bytes when it connects); resolves with how many connected.
+ * Removes what crashed runs left behind: every root-namespace interface whose
+ * lab mark (alias) starts with `prefix`, then every namespace whose name
+ * starts with `prefix` ('lbts-' by default: every lab; 'lbts-<tag>' for one
+ * tag and any tag it prefixes). Also removes labs in use by running
+ * processes: call it only when none are. Resolves with the names removed.
+ * Throws when `prefix` does not start with 'lbts-', or when something could
+ * not be removed.
  */
-export async function tcpConnect(ns: string, ip: string, port: number, count = 1, payloadLen = 0): Promise<number> {
-  const py = `import socket\nn=0\nfor i in range(${count}):\n  s=socket.socket(); s.settimeout(1)\n  try:\n    s.connect(('${ip}',${port})); n+=1\n    if ${payloadLen}: s.sendall(b'x'*${payloadLen})\n  except Exception: pass\n  s.close()\nprint(n)`;
-  const { stdout } = await runNs(ns, ['python3', '-c', py], { timeoutMs: 30_000 + count * 1000 });
-  return Number(stdout.trim());
+export async function cleanupStale(prefix = PREFIX): Promise<string[]> {
+  if (!prefix.startsWith(PREFIX)) throw new Error(`cleanupStale: prefix must start with '${PREFIX}', not '${prefix}'`);
+  const marked = (await links(null)).filter((l) => l.ifalias?.startsWith(prefix));
+  const nss = (await listNetns()).filter((n) => n.startsWith(prefix));
+  return teardown(prefix, [
+    ...marked.map((l) => () => delMarkedLink(l.ifname, l.ifalias!)),
+    ...nss.map((ns) => () => delNs(ns)),
+  ], [...marked.map((l) => l.ifname), ...nss]);
 }
 
-async function main(argv: string[]): Promise<void> {
-  const [cmd, kind, tag] = argv;
-  if (cmd === 'up' && kind === 'pair' && tag) {
-    const l = await pairLab(tag);
-    console.log(`host ${l.hostIf} ${l.hostIp} (root namespace)  <->  peer ${l.peerIf} ${l.peerIp} (namespace ${l.ns})`);
-  } else if (cmd === 'up' && kind === 'dnat' && tag) {
-    const l = await dnatLab(tag);
-    console.log(`client ${l.client} ${l.clientIp}  <->  ${l.lbClientIf} ${l.lbClientIp} [${l.lb}] ${l.lbBackendIf} ${l.lbBackendIp}  <->  backend ${l.backend} ${l.backendIp}`);
-  } else if (cmd === 'down' && kind) {
-    checkTag(kind);
-    await cleanup(kind);
-    console.log(`removed lab ${kind}`);
-  } else if (cmd === 'list') {
-    const { stdout } = await run(['ip', 'netns', 'list']);
-    console.log(stdout.split('\n').filter((l) => l.startsWith(PREFIX)).join('\n') || 'no labs');
+/** The labs that are up: tag, kind and namespaces, from the namespace names. */
+export async function listLabs(): Promise<Array<{ tag: string; kind: 'pair' | 'dnat'; namespaces: string[] }>> {
+  const labs = new Map<string, { tag: string; kind: 'pair' | 'dnat'; namespaces: string[] }>();
+  for (const ns of (await listNetns()).filter((n) => n.startsWith(PREFIX)).sort()) {
+    const rest = ns.slice(PREFIX.length);
+    const m = /^(.+)-(client|lb|backend)$/.exec(rest);
+    const [tag, kind] = m ? [m[1], 'dnat' as const] : [rest, 'pair' as const];
+    const key = `${kind} ${tag}`;
+    if (!labs.has(key)) labs.set(key, { tag, kind, namespaces: [] });
+    labs.get(key)!.namespaces.push(ns);
+  }
+  return [...labs.values()];
+}
+
+// ---------------------------------------------------------------- CLI
+
+const USAGE = 'usage: tsx scripts/lab.ts up pair <tag> | up dnat <tag> | down <tag> | list | clean [prefix]';
+
+async function main(argv: string[]): Promise<number> {
+  const [cmd, a, b] = argv;
+  if (cmd === 'up' && a === 'pair' && b) {
+    const l = await pairLab(b);
+    console.log(`pair lab '${l.tag}' is up:`);
+    console.log(`  host  ${l.hostIf}  ${l.hostIp}/30  ${l.hostMac}  ifindex ${l.hostIfindex}  (root namespace)`);
+    console.log(`  peer  ${l.peerIf}  ${l.peerIp}/30  ${l.peerMac}  (namespace ${l.ns})`);
+    console.log(`  try:  ip netns exec ${l.ns} ping -c 3 ${l.hostIp}`);
+    console.log(`  down: tsx scripts/lab.ts down ${l.tag}`);
+  } else if (cmd === 'up' && a === 'dnat' && b) {
+    const l = await dnatLab(b);
+    console.log(`dnat lab '${l.tag}' is up:`);
+    console.log(`  client   ${l.client}  ${l.clientIf} ${l.clientIp}/24  routes ${l.vipNet} and default via ${l.lbClientIp}`);
+    console.log(`  lb       ${l.lb}  ${l.lbClientIf} ${l.lbClientIp}/24  ${l.lbBackendIf} ${l.lbBackendIp}/24  (forwarding)`);
+    console.log(`  backend  ${l.backend}  ${l.backendIf} ${l.backendIp}/24  default via ${l.lbBackendIp}`);
+    console.log(`  try:  ip netns exec ${l.client} ping -c 3 ${l.backendIp}`);
+    console.log(`  down: tsx scripts/lab.ts down ${l.tag}`);
+  } else if (cmd === 'down' && a && !b) {
+    const removed = await cleanup(a);
+    console.log(removed.length ? `removed ${removed.join(' ')}` : `nothing of lab '${a}' to remove`);
+  } else if (cmd === 'list' && !a) {
+    const labs = await listLabs();
+    const hosts = (await links(null)).filter((l) => l.ifalias?.startsWith(PREFIX));
+    for (const l of labs) {
+      const h = l.kind === 'pair' ? hosts.find((x) => x.ifalias === l.namespaces[0]) : undefined;
+      console.log(`${l.kind} ${l.tag}: ${l.namespaces.join(' ')}${h ? ` (host interface ${h.ifname})` : ''}`);
+    }
+    if (labs.length === 0) console.log('no labs');
+  } else if (cmd === 'clean' && !b) {
+    const removed = await cleanupStale(a);
+    console.log(removed.length ? `removed ${removed.join(' ')}` : 'nothing to remove');
   } else {
-    console.error('usage: lab.ts up pair|dnat <tag> | down <tag> | list');
-    process.exit(2);
+    console.error(USAGE);
+    return 2;
+  }
+  return 0;
+}
+
+function isMain(): boolean {
+  if (!process.argv[1]) return false;
+  try {
+    return import.meta.url === pathToFileURL(realpathSync(process.argv[1])).href;
+  } catch {
+    return false;
   }
 }
 
-if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  main(process.argv.slice(2)).catch((e: Error) => {
-    console.error(`error: ${e.message}`);
-    process.exit(1);
-  });
+if (isMain()) {
+  main(process.argv.slice(2)).then(
+    (code) => { process.exitCode = code; },
+    (e: Error) => { console.error(`error: ${e.message}`); process.exitCode = 1; },
+  );
 }

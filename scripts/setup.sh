@@ -1,44 +1,72 @@
 #!/usr/bin/env bash
-# Idempotent set-up that `npm test` runs first: system packages (only the
-# missing ones), node modules (only when the lock file changed), BPF objects
-# (make is incremental), and the tracefs/bpffs mounts. Seconds when all is there.
+# Idempotent set-up that `npm test` runs first, one line per step:
+#   1. system packages: installs only the missing ones (one apt-get update),
+#      Debian 12 or Ubuntu 24.04 (bpftool comes from linux-tools there)
+#   2. node modules: `npm ci` only when node_modules is missing or older than
+#      package-lock.json
+#   3. BPF objects: `make -C bpf` (incremental)
+#   4. tracefs and bpffs mounted
+# Seconds when everything is there. Installing needs root; the rest does not.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+t0=$(date +%s%N)
 step() { printf 'setup: %s\n' "$*"; }
+die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
 
-. /etc/os-release 2>/dev/null || true
-need=()
+# ---- 1. system packages
+os_id=unknown
+if [ -r /etc/os-release ]; then os_id=$(. /etc/os-release && echo "${ID:-unknown}"); fi
 have_cmd() { command -v "$1" >/dev/null 2>&1; }
 have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
+arch_inc=/usr/include/$(uname -m)-linux-gnu
+need=()
 have_cmd clang || need+=(clang)
-have_cmd llvm-strip || have_cmd llvm-objdump || need+=(llvm)
+have_cmd llvm-strip || need+=(llvm)
 have_pkg libbpf1 || need+=(libbpf1)
 [ -f /usr/include/bpf/libbpf.h ] || need+=(libbpf-dev)
-[ -f /usr/include/linux/bpf.h ] || need+=(linux-libc-dev)
+{ [ -f /usr/include/linux/bpf.h ] && [ -d "$arch_inc/asm" ]; } || need+=(linux-libc-dev)
 have_cmd ip || need+=(iproute2)
 have_cmd ethtool || need+=(ethtool)
 have_cmd gcc || need+=(gcc)
 have_cmd make || need+=(make)
 have_cmd python3 || need+=(python3)
+have_cmd pkg-config || need+=(pkg-config)
+have_cmd ping || need+=(iputils-ping)      # the lab's ping helper
 have_cmd nsenter || need+=(util-linux)
-have_cmd ping || need+=(iputils-ping)
-if ! have_cmd bpftool; then
-  if [ "${ID:-}" = ubuntu ]; then need+=(linux-tools-common linux-tools-generic); else need+=(bpftool); fi
+# Ubuntu's /usr/sbin/bpftool is a wrapper that fails without the kernel's
+# linux-tools package, so ask it to run rather than whether it exists.
+if ! bpftool version >/dev/null 2>&1; then
+  case "$os_id" in
+    ubuntu) need+=(linux-tools-common linux-tools-generic) ;;
+    *) need+=(bpftool) ;;
+  esac
 fi
+
 if [ ${#need[@]} -gt 0 ]; then
-  if [ "$(id -u)" -ne 0 ]; then
-    echo "setup: missing packages: ${need[*]}; run as root or: sudo apt-get install -y ${need[*]}" >&2
-    exit 1
+  [ "$(id -u)" -eq 0 ] || die "missing ${need[*]}: run as root (sudo npm test) or: sudo apt-get install -y ${need[*]}"
+  have_cmd apt-get || die "missing ${need[*]}, and this is not a Debian/Ubuntu system with apt-get: install them by hand"
+  step "installing ${need[*]} ($os_id)"
+  apt-get update -qq || die "apt-get update failed"
+  if [ "$os_id" = ubuntu ] && [[ " ${need[*]} " == *" linux-tools-generic "* ]]; then
+    # The tools of the running kernel, when the archive has them (not for custom kernels).
+    k="linux-tools-$(uname -r)"
+    if apt-cache show "$k" >/dev/null 2>&1; then need+=("$k"); fi
   fi
-  step "apt-get install ${need[*]}"
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null \
+    || die "apt-get install ${need[*]} failed"
+  if ! bpftool version >/dev/null 2>&1; then
+    why=""; [ "$os_id" = ubuntu ] && why=" (no linux-tools for kernel $(uname -r)?)"
+    step "warning: bpftool still does not run$why; only bpftool itself is affected"
+  fi
 else
   step "system packages present"
 fi
 
+# ---- 2. node modules
 stamp=node_modules/.setup-stamp
-if [ ! -d node_modules ] || [ ! -f "$stamp" ] || [ package-lock.json -nt "$stamp" ]; then
+ref=$stamp
+[ -f "$ref" ] || ref=node_modules/.package-lock.json   # written by npm on every install
+if [ ! -d node_modules ] || [ ! -x node_modules/.bin/vitest ] || [ ! -f "$ref" ] || [ package-lock.json -nt "$ref" ]; then
   step "npm ci"
   npm ci --no-audit --no-fund --loglevel=error
   touch "$stamp"
@@ -46,15 +74,21 @@ else
   step "node modules up to date"
 fi
 
+# ---- 3. BPF objects
 step "make -C bpf"
 make -s -C bpf
 
-if [ "$(id -u)" -eq 0 ]; then
-  if ! grep -qs ' /sys/kernel/tracing tracefs ' /proc/mounts; then
-    mount -t tracefs tracefs /sys/kernel/tracing 2>/dev/null && step "mounted tracefs" || true
-  fi
-  if ! grep -qs ' /sys/fs/bpf bpf ' /proc/mounts; then
-    mount -t bpf bpf /sys/fs/bpf 2>/dev/null && step "mounted bpffs" || true
-  fi
+# ---- 4. tracefs and bpffs
+mounted() { grep -qs " $1 $2 " /proc/mounts; }
+if mounted /sys/kernel/tracing tracefs && mounted /sys/fs/bpf bpf; then
+  step "tracefs and bpffs mounted"
+elif [ "$(id -u)" -ne 0 ]; then
+  step "not root: tracefs/bpffs not mounted (kernel tests need root)"
+else
+  ok=1
+  mounted /sys/kernel/tracing tracefs || mount -t tracefs tracefs /sys/kernel/tracing 2>/dev/null || { ok=0; step "warning: cannot mount tracefs on /sys/kernel/tracing"; }
+  mounted /sys/fs/bpf bpf || mount -t bpf bpf /sys/fs/bpf 2>/dev/null || { ok=0; step "warning: cannot mount bpffs on /sys/fs/bpf"; }
+  [ $ok -eq 0 ] || step "mounted tracefs and bpffs"
 fi
-step "done"
+
+step "done in $(( ($(date +%s%N) - t0) / 1000000 )) ms"
