@@ -51,9 +51,10 @@ export function lastRelevant(lines: string[], n = 6): string[] {
 
 /**
  * Throws a BpfError when a libbpf call returned -errno (or a negative value
- * with errno set), and returns the non-negative result otherwise.
+ * with errno set: pass that errno, it wins over the return value), and
+ * returns the non-negative result otherwise.
  */
 export function check(ret: number, op: string, errno?: number): number {
   if (ret >= 0) return ret;
-  throw new BpfError(op, errnoOf(ret) || errno || 1);
+  throw new BpfError(op, errno || errnoOf(ret) || 1);
 }

@@ -3,7 +3,7 @@
  * iteration, batch operations, per-CPU values, info and pinning.
  */
 import { bpf } from './ffi/libbpf.js';
-import { MapInfo, MapBatchOpts, sizeOf } from './ffi/structs.js';
+import { MapInfo, MapBatchOpts, ProgInfo, sizeOf } from './ffi/structs.js';
 import { lastErrno } from './ffi/native.js';
 import { allocNative, closeFd, type NativeBuffer } from './ffi/sys.js';
 import { BpfError } from './errors.js';
@@ -137,7 +137,9 @@ abstract class MapBase<K, V> {
     const r = bpf.map_update_elem_at(this.#fd, this.keyAt, this.valAt, FLAGS[flag]);
     if (r === 0) return;
     const e = -r;
-    const detail = e === 17 ? 'key already exists' : e === 2 && flag === 'exist' ? 'no such key' : e === 7 ? `map is full (${this.maxEntries} entries)` : undefined;
+    const isArray = this.type === MapType.ARRAY || this.type === MapType.PERCPU_ARRAY;
+    const full = isArray ? `index out of range (the array has ${this.maxEntries} entries)` : `map is full (${this.maxEntries} entries)`;
+    const detail = e === 17 ? 'key already exists' : e === 2 && flag === 'exist' ? 'no such key' : e === 7 ? full : undefined;
     throw new BpfError(`update map ${this.name}`, e, detail);
   }
 
@@ -298,8 +300,14 @@ export class BpfMap<K, V> extends MapBase<K, V> {
     return out;
   }
 
-  /** Writes many entries with one BPF_MAP_UPDATE_BATCH; returns how many were written. Throws a BpfError. */
+  /**
+   * Writes many entries with one BPF_MAP_UPDATE_BATCH; returns how many were
+   * written. Throws a BpfError: E2BIG when the map fills up, EINVAL for a flag
+   * other than 'any' (the kernel's batch update has no per-element
+   * noexist/exist: use set() for those).
+   */
   updateBatch(entries: Array<readonly [K, V]>, flag: UpdateFlag = 'any'): number {
+    if (flag !== 'any') throw new BpfError(`batch update map ${this.name}`, 22, `the kernel's batch update takes no '${flag}' flag: use set(key, value, '${flag}')`);
     if (entries.length === 0) return 0;
     const kb = Buffer.alloc(entries.length * this.keySize);
     const vb = Buffer.alloc(entries.length * this.valueSize);
@@ -319,6 +327,18 @@ export class PerCpuMap<K, V> extends MapBase<K, V> {
   /** @internal use BpfObject.perCpuMap(). */
   constructor(src: MapSource, keyCodec: Codec<K>, valueCodec: Codec<V>) {
     super(src, keyCodec, valueCodec, true);
+  }
+
+  /** Opens a per-CPU map pinned on bpffs. Throws a BpfError (ENOENT when nothing is pinned there) or a TypeError (not a per-CPU map, codec sizes). */
+  static openPinned<K, V>(path: string, keyCodec: Codec<K>, valueCodec: Codec<V>): PerCpuMap<K, V> {
+    const fd = bpf.obj_get(path);
+    if (fd < 0) throw new BpfError(`open pinned map ${path}`, -fd || lastErrno());
+    try {
+      return new PerCpuMap({ fd, name: '', owned: true }, keyCodec, valueCodec);
+    } catch (e) {
+      closeFd(fd);
+      throw e;
+    }
   }
 
   /** The values of `key`, one per possible CPU, or undefined. Throws a BpfError. */
@@ -362,3 +382,33 @@ export class PerCpuMap<K, V> extends MapBase<K, V> {
 }
 
 export type { MapSource };
+
+/**
+ * True when some loaded program uses the map with this id (so whoever
+ * loaded it is alive; a pinned map nobody uses is left over). Throws nothing:
+ * programs that vanish while it looks are skipped.
+ */
+export function mapInUse(mapId: number): boolean {
+  const max = 64;
+  const ids = allocNative(4 * max);
+  const view = new Uint32Array(ids.buf.buffer, ids.buf.byteOffset, max);
+  const next = new Uint32Array(1);
+  try {
+    for (let id = 0; bpf.prog_get_next_id(id, next) === 0; ) {
+      id = next[0];
+      const fd = bpf.prog_get_fd_by_id(id);
+      if (fd < 0) continue;
+      try {
+        const info: Record<string, unknown> = { nr_map_ids: max, map_ids: ids.addr };
+        if (bpf.prog_get_info_by_fd(fd, info, [sizeOf(ProgInfo)]) < 0) continue;
+        const n = Math.min(max, Number(info.nr_map_ids));
+        for (let i = 0; i < n; i++) if (view[i] === mapId) return true;
+      } finally {
+        closeFd(fd);
+      }
+    }
+    return false;
+  } finally {
+    ids.free();
+  }
+}

@@ -47,7 +47,12 @@ export function btfStruct(btf: BtfPtr, name: string): BtfStructLayout | undefine
   return { name, size: t.size_or_type, members };
 }
 
-/** The variables of a data section (".rodata", ".bss", ...) with their offsets. */
+/**
+ * The variables of a data section (".rodata", ".bss", ...) with their offsets.
+ * Offsets are right in an opened object's BTF (bpf_object__btf: libbpf fixes
+ * them up from the ELF symbols); in a .bpf.o's raw BTF (withBtfFile) clang
+ * may leave them all 0.
+ */
 export function btfDatasecVars(btf: BtfPtr, section: string): BtfVarLayout[] {
   const id = bpf.btf_find_by_name_kind(btf, section, KIND_DATASEC);
   if (id < 0) return [];
