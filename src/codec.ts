@@ -45,6 +45,8 @@ export interface StructCodec<T> extends Codec<T> {
   readonly layout: CLayout;
   /** A value with every field zero. */
   zero(): T;
+  /** The declaration it was built from: field name to type, in C member order (pads included). */
+  readonly spec?: Readonly<Record<string, FieldSpec>>;
 }
 
 function ctypeOf(f: FieldSpec): CType {
@@ -131,7 +133,7 @@ export function struct<S extends Record<string, FieldSpec>>(name: string, spec: 
   const encode = new Function('c', `return function encode(v, b, off = 0) { ${enc.join('\n')} }`)(__check);
   const decode = new Function('c', `return function decode(b, off = 0) { return { ${dec.join(',\n')} }; }`)(__check);
   const zeroFn = new Function(`return function zero() { return { ${zero.join(', ')} }; }`)();
-  return { size: layout.size, layout, encode, decode, zero: zeroFn };
+  return { size: layout.size, layout, encode, decode, zero: zeroFn, spec: Object.freeze({ ...spec }) };
 }
 
 function prim<T>(size: number, encode: (v: T, b: Buffer, o: number) => void, decode: (b: Buffer, o: number) => T): Codec<T> {

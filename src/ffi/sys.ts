@@ -111,7 +111,15 @@ export function allocNative(size: number): NativeBuffer {
 /** Events reported when a watched fd becomes ready. */
 export interface FdEvents { readable: boolean; writable: boolean }
 /** A watch on an fd; close() is idempotent. */
-export interface FdWatch { close(): void; unref(): void; ref(): void }
+export interface FdWatch {
+  close(): void;
+  unref(): void;
+  ref(): void;
+  /** Stops watching until resume() (the fd stays registered with this watch). */
+  pause(): void;
+  /** Watches again after pause(). */
+  resume(): void;
+}
 
 /**
  * Calls `onReadable` from Node's event loop each time `fd` becomes readable
@@ -119,13 +127,20 @@ export interface FdWatch { close(): void; unref(): void; ref(): void }
  * only place that uses it.
  */
 export function watchReadable(fd: number, onReadable: () => void): FdWatch {
-  const handle = koffi.node.poll(fd, { readable: true, writable: false, disconnect: false }, (ev) => {
-    if (ev.readable) onReadable();
-  });
+  const events = { readable: true, writable: false, disconnect: false };
+  // koffi calls back with (status, events), not with (events) as its typings say.
+  const cb = ((status: number | FdEvents, ev?: FdEvents) => {
+    const e = typeof status === 'object' ? status : ev;
+    if (e?.readable) onReadable();
+  }) as unknown as (ev: FdEvents) => void;
+  const handle = koffi.node.poll(fd, events, cb);
   let open = true;
+  let running = true;
   return {
     close() { if (open) { open = false; handle.stop(); handle.close(); } },
     unref() { if (open) handle.unref(); },
     ref() { if (open) handle.ref(); },
+    pause() { if (open && running) { running = false; handle.stop(); } },
+    resume() { if (open && !running) { running = true; handle.start(events, cb); } },
   };
 }
