@@ -3,6 +3,7 @@ import { bpf, type ProgPtr } from './ffi/libbpf.js';
 import { TestRunOpts, sizeOf } from './ffi/structs.js';
 import { BpfError } from './errors.js';
 import { attachXdp, type XdpAttachOptions } from './xdp.js';
+import { attachTc, type TcAttachOptions, type TcDirection } from './tc.js';
 import type { Attachment, Link } from './link.js';
 
 /** Program types by kernel number (the ones used here). */
@@ -78,6 +79,15 @@ export class Program {
    */
   attachXdp(iface: string | number, opts?: XdpAttachOptions): Link | Attachment {
     return attachXdp(this.fd, this.name, iface, opts);
+  }
+
+  /**
+   * Attaches this (tc/SCHED_CLS) program to an interface's ingress or
+   * egress: a TCX link when the kernel has them, else a clsact filter (see
+   * attachTc). Throws a BpfError (unknown interface, netlink failure).
+   */
+  attachTc(iface: string | number, direction: TcDirection, opts?: TcAttachOptions): Link | Attachment {
+    return attachTc(this.fd, this.name, iface, direction, opts);
   }
 
   /**

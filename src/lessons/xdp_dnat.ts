@@ -1,0 +1,621 @@
+/**
+ * xdp_dnat: the user side of the load balancer lesson.
+ *
+ * - The structs of bpf/xdp_dnat/xdp_dnat.h, byte for byte (sharedLayouts).
+ * - Friendly services: `{ vip: '10.96.0.10', port: 80, proto: 'tcp',
+ *   backend: { ip: '10.244.1.5', port: 8080 } }`, parsed from and shown as
+ *   "10.96.0.10:80/tcp=10.244.1.5:8080" / "10.96.0.10:80/tcp → 10.244.1.5:8080";
+ *   the codecs write network byte order and zeroed pads underneath.
+ * - ServiceTable: add, change, remove and list services in the maps of a
+ *   loaded object or of a running loader (pinned on bpffs), keeping the
+ *   reverse map the TC egress program uses for replies in step.
+ *
+ * Why a reverse map maintained here rather than a scan: the reply path runs
+ * per packet, and a BPF program cannot search a hash map by value short of
+ * walking every entry (bpf_for_each_map_elem, O(services) per packet). So
+ * every change writes both directions: service → backend (service_map) and
+ * backend → service (reverse_map). The price: a backend (address, port,
+ * protocol) serves one service at a time, since a reply alone cannot tell
+ * which VIP its client used; adding a second service with the same backend
+ * is refused.
+ */
+import { mkdirSync, readdirSync, rmdirSync, rmSync, statSync, unlinkSync, existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { formatIpv4, parseIpv4, struct, u32, u64, type Codec } from '../codec.js';
+import { BpfError } from '../errors.js';
+import { BpfMap, PerCpuMap, mapInUse } from '../map.js';
+import type { BpfObject } from '../object.js';
+import { isBpffs } from '../bpffs.js';
+import { formatRate, rate } from './packet_counter.js';
+import type { SharedLayout } from './shared.js';
+
+/** struct service_key: VIP and port in network order, protocol, zero pad. */
+export const serviceKeyStruct = struct('service_key', { vip: 'be32', port: 'be16', proto: 'u8', pad: { pad: 1 } });
+/** struct backend: address and port in network order, zero pad. */
+export const backendStruct = struct('backend', { ip: 'be32', port: 'be16', pad: { pad: 2 } });
+/** struct backend_key: a backend as the source of replies (reverse_map's key). */
+export const backendKeyStruct = struct('backend_key', { ip: 'be32', port: 'be16', proto: 'u8', pad: { pad: 1 } });
+/** struct service_counter: hits of one service (one per CPU). */
+export const serviceCounterStruct = struct('service_counter', { packets: 'u64', bytes: 'u64' });
+
+/** The structs shared with the kernel programs, checked against the object's BTF by test/layouts.test.ts. */
+export const sharedLayouts: SharedLayout[] = [
+  { object: 'xdp_dnat', cName: 'service_key', codec: serviceKeyStruct },
+  { object: 'xdp_dnat', cName: 'backend', codec: backendStruct },
+  { object: 'xdp_dnat', cName: 'backend_key', codec: backendKeyStruct },
+  { object: 'xdp_dnat', cName: 'service_counter', codec: serviceCounterStruct },
+];
+
+/** Map names in the object (and file names under the pin directory). */
+export const MAPS = { services: 'service_map', reverse: 'reverse_map', hits: 'service_hits', stats: 'dnat_stats' } as const;
+/** The programs: XDP forward path and TC egress return path. */
+export const PROGRAMS = { forward: 'xdp_dnat', reply: 'tc_dnat_reply' } as const;
+/** max_entries of service_map (reverse_map has twice as many: room to change every backend at once). */
+export const MAX_SERVICES = 1024;
+
+/** enum dnat_reason, in order: the index of each counter in dnat_stats. */
+export const DNAT_REASONS = [
+  'redirect', 'tx', 'pass_no_neigh', 'pass_not_fwd', 'pass_mtu', 'pass_ttl', 'drop_blackhole',
+  'pass_miss', 'pass_not_ipv4', 'pass_malformed', 'pass_fragment', 'pass_other_proto', 'reply_rewritten',
+] as const;
+/** A reason name. */
+export type DnatReason = typeof DNAT_REASONS[number];
+
+/** Protocols a service can have. */
+export type ServiceProto = 'tcp' | 'udp';
+const PROTO_NUM: Record<ServiceProto, number> = { tcp: 6, udp: 17 };
+
+/** A service's address: what clients connect to. */
+export interface ServiceAddr {
+  /** Virtual IP, dotted quad. */
+  vip: string;
+  /** 1-65535. */
+  port: number;
+  proto: ServiceProto;
+}
+/** Where a service's traffic goes. */
+export interface BackendAddr {
+  ip: string;
+  port: number;
+}
+/** A service and its backend. */
+export interface Service extends ServiceAddr {
+  backend: BackendAddr;
+}
+/** A service with its hit counters (summed over CPUs). */
+export interface ServiceEntry extends Service {
+  packets: number;
+  bytes: number;
+}
+
+function checkIp(what: string, ip: unknown): number {
+  if (typeof ip !== 'string') throw new TypeError(`${what}: bad IPv4 address '${String(ip)}'`);
+  try {
+    return parseIpv4(ip);
+  } catch {
+    throw new TypeError(`${what}: bad IPv4 address '${ip}'`);
+  }
+}
+function checkPort(what: string, port: unknown): number {
+  if (typeof port !== 'number' || !Number.isInteger(port) || port < 1 || port > 65535) {
+    throw new RangeError(`${what}: port ${String(port)} is out of range (1-65535)`);
+  }
+  return port;
+}
+function checkProto(what: string, proto: unknown): number {
+  const n = typeof proto === 'string' ? PROTO_NUM[proto.toLowerCase() as ServiceProto] : undefined;
+  if (n === undefined) throw new TypeError(`${what}: unknown protocol '${String(proto)}' (use tcp or udp)`);
+  return n;
+}
+function protoOf(n: number): ServiceProto {
+  if (n === 6) return 'tcp';
+  if (n === 17) return 'udp';
+  throw new TypeError(`protocol ${n} is neither tcp nor udp`);
+}
+
+/** service_map's key as a ServiceAddr. Encoding throws a TypeError/RangeError for a bad address, port or protocol. */
+export const serviceKey: Codec<ServiceAddr> = {
+  size: serviceKeyStruct.size,
+  encode(v, buf, off = 0) {
+    const what = 'service';
+    serviceKeyStruct.encode({ vip: checkIp(what, v.vip), port: checkPort(what, v.port), proto: checkProto(what, v.proto) }, buf, off);
+  },
+  decode(buf, off = 0) {
+    const k = serviceKeyStruct.decode(buf, off);
+    return { vip: formatIpv4(k.vip), port: k.port, proto: protoOf(k.proto) };
+  },
+};
+/** service_map's value as a BackendAddr. Encoding throws a TypeError/RangeError for a bad address or port. */
+export const backendValue: Codec<BackendAddr> = {
+  size: backendStruct.size,
+  encode(v, buf, off = 0) {
+    backendStruct.encode({ ip: checkIp('backend', v.ip), port: checkPort('backend', v.port) }, buf, off);
+  },
+  decode(buf, off = 0) {
+    const b = backendStruct.decode(buf, off);
+    return { ip: formatIpv4(b.ip), port: b.port };
+  },
+};
+/** reverse_map's key: a backend with the protocol of its service. */
+export const backendKey: Codec<BackendAddr & { proto: ServiceProto }> = {
+  size: backendKeyStruct.size,
+  encode(v, buf, off = 0) {
+    backendKeyStruct.encode({ ip: checkIp('backend', v.ip), port: checkPort('backend', v.port), proto: checkProto('backend', v.proto) }, buf, off);
+  },
+  decode(buf, off = 0) {
+    const b = backendKeyStruct.decode(buf, off);
+    return { ip: formatIpv4(b.ip), port: b.port, proto: protoOf(b.proto) };
+  },
+};
+
+/** "10.96.0.10:80/tcp" */
+export function formatServiceAddr(s: ServiceAddr): string {
+  return `${s.vip}:${s.port}/${s.proto}`;
+}
+/** "10.244.1.5:8080" */
+export function formatBackend(b: BackendAddr): string {
+  return `${b.ip}:${b.port}`;
+}
+/** "10.96.0.10:80/tcp → 10.244.1.5:8080" */
+export function formatService(s: Service): string {
+  return `${formatServiceAddr(s)} → ${formatBackend(s.backend)}`;
+}
+
+/** Checks every field of a service; throws a TypeError or RangeError naming the bad one. */
+export function validateService(s: Service): Service {
+  checkIp('service', s.vip);
+  checkPort('service', s.port);
+  checkProto('service', s.proto);
+  if (!s.backend || typeof s.backend !== 'object') throw new TypeError('service: no backend');
+  checkIp('backend', s.backend.ip);
+  checkPort('backend', s.backend.port);
+  return { vip: s.vip, port: s.port, proto: s.proto.toLowerCase() as ServiceProto, backend: { ip: s.backend.ip, port: s.backend.port } };
+}
+
+function parsePortText(what: string, p: string): number {
+  if (!/^\d+$/.test(p)) throw new RangeError(`${what}: port '${p}' is not a number`);
+  return checkPort(what, Number(p));
+}
+
+/** Parses "VIP:PORT/PROTO" ("10.96.0.10:80/tcp"). Throws a TypeError/RangeError saying what is wrong. */
+export function parseServiceAddr(text: string): ServiceAddr {
+  const m = /^([^:/=\s]+):([^/=\s]+)\/([^=\s]+)$/.exec(text.trim());
+  if (!m) throw new TypeError(`bad service '${text}': expected VIP:PORT/PROTO, e.g. 10.96.0.10:80/tcp`);
+  checkIp('service', m[1]);
+  checkProto('service', m[3]);
+  return { vip: m[1], port: parsePortText('service', m[2]), proto: m[3].toLowerCase() as ServiceProto };
+}
+
+/** Parses "VIP:PORT/PROTO=BACKEND:PORT" ("10.96.0.10:80/tcp=10.244.1.5:8080"). Throws a TypeError/RangeError saying what is wrong. */
+export function parseService(text: string): Service {
+  const eq = text.indexOf('=');
+  if (eq < 0) throw new TypeError(`bad service '${text}': expected VIP:PORT/PROTO=BACKEND:PORT, e.g. 10.96.0.10:80/tcp=10.244.1.5:8080`);
+  const addr = parseServiceAddr(text.slice(0, eq));
+  const m = /^([^:\s]+):(\S+)$/.exec(text.slice(eq + 1).trim());
+  if (!m) throw new TypeError(`bad backend '${text.slice(eq + 1)}': expected BACKEND:PORT, e.g. 10.244.1.5:8080`);
+  checkIp('backend', m[1]);
+  return { ...addr, backend: { ip: m[1], port: parsePortText('backend', m[2]) } };
+}
+
+/** The lesson's service, pre-populated by the loader. */
+export const DEFAULT_SERVICE: Service = { vip: '10.96.0.10', port: 80, proto: 'tcp', backend: { ip: '10.244.1.5', port: 8080 } };
+
+const keyId = (s: ServiceAddr) => `${s.vip}:${s.port}/${s.proto}`;
+const backendId = (b: BackendAddr, proto: ServiceProto) => `${b.ip}:${b.port}/${proto}`;
+
+/** Where a loader pins its maps by default: /sys/fs/bpf/libbpf-ts/xdp_dnat. */
+export const PIN_ROOT = '/sys/fs/bpf/libbpf-ts/xdp_dnat';
+
+/** The network namespace's inode number (what tells namespaces apart). */
+export function netnsId(): number {
+  return statSync('/proc/self/ns/net').ino;
+}
+
+/** The default pin directory of a loader on `ifname` in this network namespace: PIN_ROOT/<ifname>-<netns inode>. */
+export function defaultPinDir(ifname: string): string {
+  return join(PIN_ROOT, `${ifname}-${netnsId()}`);
+}
+
+/** The pin directories of running (or dead, not cleaned up) loaders. */
+export function listPinDirs(root = PIN_ROOT): string[] {
+  try {
+    return readdirSync(root).map((d) => join(root, d)).filter((d) => existsSync(join(d, MAPS.services)));
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * Finds the pin directory of the running loader: `pinDir` if given, else
+ * the default one of `iface` in this network namespace, else the only one
+ * under PIN_ROOT. Throws a BpfError (ENOENT: no loader; EEXIST: several,
+ * pick one) with a one-line hint.
+ */
+export function findPinDir(opts: { pinDir?: string; iface?: string } = {}): string {
+  if (opts.pinDir) return opts.pinDir;
+  if (opts.iface) return defaultPinDir(opts.iface);
+  const dirs = listPinDirs();
+  if (dirs.length === 1) return dirs[0];
+  if (dirs.length === 0) {
+    throw new BpfError('find xdp_dnat loader', 2, `no xdp_dnat loader is running (nothing pinned under ${PIN_ROOT}; a loader started with ip netns exec pins into a private bpffs: start it with nsenter --net=/run/netns/NS, or pass --pin-dir)`);
+  }
+  throw new BpfError('find xdp_dnat loader', 17, `several xdp_dnat loaders are running (${dirs.join(', ')}): pick one with --pin-dir or --iface`);
+}
+
+/** Per-reason counters, summed over CPUs. */
+export type DnatStats = Record<DnatReason, number>;
+
+/** How a write treats existing services: add (must be new), change (must exist), set (either). */
+export type WriteMode = 'add' | 'change' | 'set';
+
+/* Inside the table, keys and values stay numbers as the kernel stores them
+ * (addresses as parseIpv4 gives them, protocol numbers): each service is
+ * parsed and checked once per call, not at every map operation. */
+type RawKey = { vip: number; port: number; proto: number };
+type RawBackend = { ip: number; port: number };
+type RawBackendKey = { ip: number; port: number; proto: number };
+type Counter = { packets: number; bytes: number };
+
+interface Parsed { s: Service; key: RawKey; backend: RawBackend; rkey: RawBackendKey; id: string; bid: string }
+
+const rawId = (k: RawKey) => `${k.vip}:${k.port}:${k.proto}`;
+const rawBid = (b: RawBackend, proto: number) => `${b.ip}:${b.port}:${proto}`;
+const sameRaw = (a: RawBackend | undefined, b: RawBackend | undefined) => !!a && !!b && a.ip === b.ip && a.port === b.port;
+const friendlyKey = (k: RawKey): ServiceAddr => ({ vip: formatIpv4(k.vip), port: k.port, proto: protoOf(k.proto) });
+const friendlyBackend = (b: RawBackend): BackendAddr => ({ ip: formatIpv4(b.ip), port: b.port });
+
+function parseAddr(a: ServiceAddr): RawKey {
+  if (!a || typeof a !== 'object') throw new TypeError('service: not a service');
+  return { vip: checkIp('service', a.vip), port: checkPort('service', a.port), proto: checkProto('service', a.proto) };
+}
+
+function parseOne(s: Service): Parsed {
+  const key = parseAddr(s);
+  if (!s.backend || typeof s.backend !== 'object') throw new TypeError('service: no backend');
+  const backend = { ip: checkIp('backend', s.backend.ip), port: checkPort('backend', s.backend.port) };
+  const f: Service = { vip: s.vip, port: s.port, proto: protoOf(key.proto), backend: { ip: s.backend.ip, port: s.backend.port } };
+  return { s: f, key, backend, rkey: { ...backend, proto: key.proto }, id: rawId(key), bid: rawBid(backend, key.proto) };
+}
+
+/**
+ * The services of one load balancer: service_map (service → backend),
+ * reverse_map (backend → service, for replies), service_hits and
+ * dnat_stats. Every write validates all of its input and checks for
+ * conflicts first, then writes the reverse entries before the forward ones
+ * (so a forwarded packet's reply always finds its service) and undoes what
+ * it wrote if the kernel refuses (map full): a failed call changes nothing.
+ * Two processes may edit the same maps; each call reads the kernel's state.
+ */
+export class ServiceTable {
+  private constructor(
+    private readonly services: BpfMap<RawKey, RawBackend>,
+    private readonly reverse: BpfMap<RawBackendKey, RawKey>,
+    private readonly hitsMap: PerCpuMap<RawKey, Counter>,
+    private readonly statsMap: PerCpuMap<number, number>,
+    /** Where the maps are pinned (when opened from a pin directory or pinned). */
+    public pinDir?: string,
+  ) {}
+
+  /** The tables of a loaded xdp_dnat object (closed with the object). Throws a BpfError. */
+  static fromObject(obj: BpfObject): ServiceTable {
+    return new ServiceTable(
+      obj.map(MAPS.services, serviceKeyStruct, backendStruct),
+      obj.map(MAPS.reverse, backendKeyStruct, serviceKeyStruct),
+      obj.perCpuMap(MAPS.hits, serviceKeyStruct, serviceCounterStruct),
+      obj.perCpuMap(MAPS.stats, u32, u64),
+    );
+  }
+
+  /**
+   * Opens the maps a running loader pinned in `dir`. Throws a BpfError:
+   * ENOENT when nothing is pinned there, ESRCH when the loader that pinned
+   * them is gone (no loaded program uses them any more).
+   */
+  static openPinned(dir: string): ServiceTable {
+    const path = join(dir, MAPS.services);
+    if (!existsSync(path)) throw new BpfError(`open services at ${dir}`, 2, `no xdp_dnat loader is running (nothing pinned at ${dir})`);
+    const opened: Array<{ close(): void }> = [];
+    try {
+      const services = BpfMap.openPinned(path, serviceKeyStruct, backendStruct);
+      opened.push(services);
+      if (!mapInUse(services.info().id)) {
+        throw new BpfError(`open services at ${dir}`, 3, `the xdp_dnat loader that pinned ${dir} is gone (no program uses its maps); start it again`);
+      }
+      const reverse = BpfMap.openPinned(join(dir, MAPS.reverse), backendKeyStruct, serviceKeyStruct);
+      opened.push(reverse);
+      const hits = PerCpuMap.openPinned(join(dir, MAPS.hits), serviceKeyStruct, serviceCounterStruct);
+      opened.push(hits);
+      const stats = PerCpuMap.openPinned(join(dir, MAPS.stats), u32, u64);
+      return new ServiceTable(services, reverse, hits, stats, dir);
+    } catch (e) {
+      for (const m of opened) m.close();
+      throw e;
+    }
+  }
+
+  /**
+   * Pins the four maps in `dir` (created if needed; it must be on a bpffs),
+   * replacing pins left there by a loader that died. Throws a BpfError:
+   * EBUSY when a running loader uses `dir`, EPERM when `dir` is not on bpffs.
+   */
+  pin(dir: string): void {
+    const what = `pin maps at ${dir}`;
+    if (existsSync(join(dir, MAPS.services))) {
+      let alive = false;
+      try {
+        const old = BpfMap.openPinned(join(dir, MAPS.services), serviceKeyStruct, backendStruct);
+        try { alive = mapInUse(old.info().id); } finally { old.close(); }
+      } catch { /* not a map: replaced below */ }
+      if (alive) throw new BpfError(what, 16, `another xdp_dnat loader is using ${dir} (use --pin-dir to pick another directory)`);
+      for (const name of Object.values(MAPS)) { try { unlinkSync(join(dir, name)); } catch { /* not there */ } }
+    }
+    const made = mkdirSync(dir, { recursive: true });
+    if (!isBpffs(dir)) {
+      if (made) { try { rmSync(made, { recursive: true }); } catch { /* leave it */ } }
+      throw new BpfError(what, 1, `${dir} is not on a bpffs`);
+    }
+    const pinned: string[] = [];
+    try {
+      for (const [name, m] of [[MAPS.services, this.services], [MAPS.reverse, this.reverse], [MAPS.hits, this.hitsMap], [MAPS.stats, this.statsMap]] as const) {
+        m.pin(join(dir, name));
+        pinned.push(join(dir, name));
+      }
+    } catch (e) {
+      for (const p of pinned) { try { unlinkSync(p); } catch { /* gone */ } }
+      throw e;
+    }
+    this.pinDir = dir;
+  }
+
+  /** Removes the pins made by pin() and the directory if it is empty. Safe to call twice. */
+  unpin(): void {
+    const dir = this.pinDir;
+    if (!dir) return;
+    this.pinDir = undefined;
+    for (const name of Object.values(MAPS)) { try { unlinkSync(join(dir, name)); } catch { /* gone */ } }
+    try { rmdirSync(dir); } catch { /* not empty, or gone */ }
+  }
+
+  /** The backend of a service, or undefined. Throws a TypeError/RangeError for a bad address, port or protocol, a BpfError. */
+  get(addr: ServiceAddr): BackendAddr | undefined {
+    const b = this.services.get(parseAddr(addr));
+    return b && friendlyBackend(b);
+  }
+
+  /** Every service with its hits, sorted by VIP, port, protocol. Throws a BpfError. */
+  list(): ServiceEntry[] {
+    const all = this.readAll().sort(([a], [b]) => a.vip - b.vip || a.port - b.port || a.proto - b.proto);
+    return all.map(([k, b]) => ({ ...friendlyKey(k), backend: friendlyBackend(b), ...this.rawHits(k) }));
+  }
+
+  /** Number of services. Throws a BpfError. */
+  count(): number {
+    return this.readAll().length;
+  }
+
+  private readAll(): Array<[RawKey, RawBackend]> {
+    try {
+      return this.services.lookupBatch();
+    } catch (e) {
+      if (!(e instanceof BpfError) || ![22, 38, 95, 524].includes(e.errno)) throw e;
+      return [...this.services.entries()];
+    }
+  }
+
+  private rawHits(k: RawKey): Counter {
+    let packets = 0;
+    let bytes = 0;
+    for (const c of this.hitsMap.get(k) ?? []) { packets += c.packets; bytes += c.bytes; }
+    return { packets, bytes };
+  }
+
+  /** Hits of one service (packets and bytes summed over CPUs). Throws a TypeError/RangeError for a bad address, a BpfError. */
+  hits(addr: ServiceAddr): Counter {
+    return this.rawHits(parseAddr(addr));
+  }
+
+  /** The per-reason counters, summed over CPUs. Throws a BpfError. */
+  stats(): DnatStats {
+    const out = {} as DnatStats;
+    DNAT_REASONS.forEach((r, i) => { out[r] = this.statsMap.sum(i); });
+    return out;
+  }
+
+  /** Adds a service; throws a BpfError (EEXIST) when it exists, or when its backend serves another service. See write(). */
+  add(s: Service): void {
+    this.write([s], 'add');
+  }
+
+  /** Changes the backend of an existing service; throws a BpfError (ENOENT) when there is none. See write(). */
+  change(s: Service): void {
+    this.write([s], 'change');
+  }
+
+  /** Adds or changes a service. See write(). */
+  set(s: Service): void {
+    this.write([s], 'set');
+  }
+
+  /**
+   * Writes services, all or nothing. Validates every one (TypeError or
+   * RangeError for a bad address, port or protocol), refuses duplicates in
+   * the list, existing services in mode 'add', missing ones in mode
+   * 'change', and a backend that already serves another service (BpfError
+   * EEXIST/ENOENT), then writes (one batch per map when given several) and
+   * undoes everything if the kernel refuses (BpfError E2BIG: map full).
+   */
+  write(list: Service[], mode: WriteMode = 'set'): void {
+    const svcs = list.map(parseOne);
+    if (svcs.length === 0) return;
+    const verb = mode === 'change' ? 'change' : 'add';
+    const op = svcs.length === 1 ? `${verb} service ${keyId(svcs[0].s)}` : `${verb} ${svcs.length} services`;
+    const byId = new Map<string, Parsed>();
+    const byBid = new Map<string, Parsed>();
+    for (const p of svcs) {
+      if (byId.has(p.id)) throw new BpfError(op, 22, `service ${keyId(p.s)} is listed twice`);
+      byId.set(p.id, p);
+      const other = byBid.get(p.bid);
+      if (other) throw new BpfError(op, 17, `backend ${backendId(p.s.backend, p.s.proto)} is listed for both ${keyId(other.s)} and ${keyId(p.s)} (a backend serves one service)`);
+      byBid.set(p.bid, p);
+    }
+    // The current state of what this write touches.
+    const batch = svcs.length > 1;
+    const current = new Map<string, RawBackend>();
+    if (batch) for (const [k, b] of this.readAll()) current.set(rawId(k), b);
+    const currentOf = (k: RawKey) => (batch ? current.get(rawId(k)) : this.services.get(k));
+    const olds = svcs.map((p) => currentOf(p.key));
+    svcs.forEach((p, i) => {
+      const old = olds[i];
+      if (mode === 'add' && old) throw new BpfError(op, 17, `service ${keyId(p.s)} exists (→ ${formatBackend(friendlyBackend(old))}); use change`);
+      if (mode === 'change' && !old) throw new BpfError(op, 2, `no service ${keyId(p.s)}; use add`);
+    });
+    // A backend serves one service: who owns each backend now?
+    const revOld = svcs.map((p) => this.reverse.get(p.rkey));
+    svcs.forEach((p, i) => {
+      const owner = revOld[i];
+      if (!owner || rawId(owner) === p.id) return;
+      // Does the owner still map to this backend after this write? (It may move away in this same write, or be a stale entry.)
+      const ownerNext = byId.get(rawId(owner))?.backend ?? currentOf(owner);
+      if (sameRaw(ownerNext, p.backend)) {
+        throw new BpfError(op, 17, `backend ${backendId(p.s.backend, p.s.proto)} already serves ${keyId(friendlyKey(owner))} (a backend serves one service)`);
+      }
+    });
+    // Write: reverse first, then forward; undo on failure.
+    const undoRev = () => svcs.forEach((p, i) => restore(this.reverse, p.rkey, revOld[i]));
+    const undoFwd = () => svcs.forEach((p, i) => restore(this.services, p.key, olds[i]));
+    try {
+      if (batch) this.reverse.updateBatch(svcs.map((p) => [p.rkey, p.key] as const));
+      else this.reverse.set(svcs[0].rkey, svcs[0].key);
+    } catch (e) {
+      undoRev();
+      throw fullError(op, e, MAPS.reverse);
+    }
+    try {
+      if (batch) this.services.updateBatch(svcs.map((p) => [p.key, p.backend] as const));
+      else this.services.set(svcs[0].key, svcs[0].backend);
+    } catch (e) {
+      undoFwd();
+      undoRev();
+      throw fullError(op, e, MAPS.services);
+    }
+    // Backends that changed: their old reverse entry goes (if it still points here).
+    svcs.forEach((p, i) => {
+      const old = olds[i];
+      if (!old || sameRaw(old, p.backend)) return;
+      if (byBid.has(rawBid(old, p.key.proto))) return; // taken over in this write
+      const ok = { ...old, proto: p.key.proto };
+      const owner = this.reverse.get(ok);
+      if (owner && rawId(owner) === p.id) this.reverse.delete(ok);
+    });
+    // New services count from zero.
+    svcs.forEach((p, i) => { if (!olds[i]) this.hitsMap.delete(p.key); });
+  }
+
+  /**
+   * Removes services, all or nothing: throws a BpfError (ENOENT) naming the
+   * first that does not exist before removing any, a TypeError/RangeError
+   * for a bad address.
+   */
+  remove(addrs: ServiceAddr | ServiceAddr[]): void {
+    const keys = (Array.isArray(addrs) ? addrs : [addrs]).map(parseAddr);
+    this.removeRaw(keys);
+  }
+
+  private removeRaw(keys: RawKey[]): void {
+    const backends = keys.map((k) => this.services.get(k));
+    keys.forEach((k, i) => {
+      if (!backends[i]) {
+        const id = keyId(friendlyKey(k));
+        throw new BpfError(`remove service ${id}`, 2, `no service ${id}`);
+      }
+    });
+    keys.forEach((k, i) => {
+      this.services.delete(k);
+      const bk = { ...backends[i]!, proto: k.proto };
+      const owner = this.reverse.get(bk);
+      if (owner && rawId(owner) === rawId(k)) this.reverse.delete(bk);
+      this.hitsMap.delete(k);
+    });
+  }
+
+  /** Removes every service. Throws a BpfError. */
+  clear(): void {
+    const all = this.readAll().map(([k]) => k);
+    if (all.length) this.removeRaw(all);
+  }
+
+  /** Closes the maps (when opened from pins; maps of an object close with it). Safe to call twice. */
+  close(): void {
+    this.services.close();
+    this.reverse.close();
+    this.hitsMap.close();
+    this.statsMap.close();
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}
+
+function restore<K, V>(m: BpfMap<K, V>, k: K, old: V | undefined): void {
+  try {
+    if (old === undefined) m.delete(k);
+    else m.set(k, old);
+  } catch { /* best effort: the original error is what matters */ }
+}
+
+function fullError(op: string, e: unknown, map: string): unknown {
+  if (!(e instanceof BpfError) || e.errno !== 7) return e;
+  return new BpfError(op, 7, map === MAPS.services ? `${map} is full (${MAX_SERVICES} services)` : `${map} is full (${2 * MAX_SERVICES} entries)`);
+}
+
+/** One reading of the table, for display. */
+export interface HitSnapshot {
+  time: Date;
+  /** Seconds since the previous reading. */
+  elapsed: number;
+  services: Array<ServiceEntry & { pps: number }>;
+  stats: DnatStats;
+}
+
+/** Reads services, hits and reason counters, with rates since the previous reading. */
+export class HitMonitor {
+  #prev = new Map<string, number>();
+  #last = performance.now();
+
+  constructor(private readonly table: ServiceTable) {}
+
+  /** Throws a BpfError. */
+  snapshot(): HitSnapshot {
+    const now = performance.now();
+    const elapsed = (now - this.#last) / 1000;
+    this.#last = now;
+    const entries = this.table.list();
+    const services = entries.map((e) => ({ ...e, pps: rate(this.#prev.get(keyId(e)) ?? 0, e.packets, elapsed) }));
+    this.#prev = new Map(entries.map((e) => [keyId(e), e.packets]));
+    return { time: new Date(), elapsed, services, stats: this.table.stats() };
+  }
+}
+
+/** A snapshot as text: one line per service, then the non-zero reason counters. */
+export function renderHitTable(s: HitSnapshot): string[] {
+  const lines = [`${s.time.toISOString().slice(11, 19)}  ${s.services.length} service${s.services.length === 1 ? '' : 's'}, last ${s.elapsed.toFixed(1)} s`];
+  const w = Math.max(24, ...s.services.map((e) => formatServiceAddr(e).length));
+  lines.push(`${'service'.padEnd(w)}    ${'backend'.padEnd(21)} ${'packets'.padStart(10)} ${'bytes'.padStart(12)} ${'pkt/s'.padStart(8)}`);
+  for (const e of s.services) {
+    lines.push(`${formatServiceAddr(e).padEnd(w)} →  ${formatBackend(e.backend).padEnd(21)} ${String(e.packets).padStart(10)} ${String(e.bytes).padStart(12)} ${formatRate(e.pps).padStart(8)}`);
+  }
+  const reasons = DNAT_REASONS.filter((r) => s.stats[r] > 0).map((r) => `${r} ${s.stats[r]}`);
+  lines.push(`packets: ${reasons.length ? reasons.join(', ') : 'none yet'}`);
+  lines.push('');
+  return lines;
+}
+
+/** A snapshot as one JSON line. */
+export function hitJson(s: HitSnapshot): string {
+  return JSON.stringify({
+    time: s.time.toISOString(), elapsed: Math.round(s.elapsed * 1000) / 1000,
+    services: s.services.map((e) => ({ service: formatServiceAddr(e), backend: formatBackend(e.backend), packets: e.packets, bytes: e.bytes, pps: Math.round(e.pps * 1000) / 1000 })),
+    stats: s.stats,
+  });
+}

@@ -1,0 +1,74 @@
+/**
+ * xdp_dnat: a service load balancer. Attaches the XDP forward path
+ * (VIP:port → backend, checksums fixed, sent out the backend's interface)
+ * and the TC egress return path (backend → VIP as the replies' source) to
+ * one interface, the one clients reach the VIPs through; pins the maps so
+ * scripts/services.ts can add, change, remove and list services while it
+ * runs; prints the hits per service every interval.
+ *
+ *   sudo tsx src/loaders/xdp_dnat.ts eth0
+ *   sudo tsx src/loaders/xdp_dnat.ts eth0 --service 10.96.0.10:80/tcp=10.244.1.5:8080 --service 10.96.0.11:53/udp=10.244.1.6:5353
+ *
+ * In a network namespace, run it with `nsenter --net=/run/netns/NS`, not
+ * `ip netns exec NS`: the latter gives the process a private /sys (and
+ * bpffs), so the pins are invisible to the services script.
+ */
+import { InvalidArgumentError, Option } from 'commander';
+import { parseSeconds, runLesson } from '../cli/lesson.js';
+import {
+  DEFAULT_SERVICE, HitMonitor, PROGRAMS, ServiceTable, defaultPinDir, formatService, hitJson, parseService, renderHitTable,
+  type Service,
+} from '../lessons/xdp_dnat.js';
+import { pollEvery } from '../lessons/packet_counter.js';
+import { TC_MODES, type TcMode } from '../tc.js';
+import { ensureBpffs } from '../bpffs.js';
+
+interface Opts {
+  service: Service[];
+  pinDir?: string;
+  interval: number;
+  tc: TcMode;
+}
+
+function collectService(v: string, prev: Service[] | undefined): Service[] {
+  try {
+    return [...(prev ?? []), parseService(v)];
+  } catch (e) {
+    throw new InvalidArgumentError((e as Error).message);
+  }
+}
+
+await runLesson<Opts>({
+  lesson: 'xdp_dnat',
+  description: 'service load balancer: XDP destination NAT to a backend, TC egress translating replies back to the VIP',
+  json: true,
+  options: (cmd) => cmd
+    .option('--service <VIP:PORT/PROTO=BACKEND:PORT>', 'a service (repeatable; default: 10.96.0.10:80/tcp=10.244.1.5:8080)', collectService)
+    .option('--pin-dir <dir>', 'pin the maps here (on bpffs) for scripts/services.ts (default: /sys/fs/bpf/libbpf-ts/xdp_dnat/<iface>-<netns>)')
+    .option('--interval <seconds>', 'seconds between hit tables', parseSeconds, 2)
+    .addOption(new Option('--tc <mode>', 'how to attach the TC egress program').choices(TC_MODES as string[]).default('auto')),
+  async attach(ctx) {
+    const { obj, iface, opts, log } = ctx;
+    const xdp = ctx.own(obj.program(PROGRAMS.forward).attachXdp(iface.index, { mode: opts.mode, force: opts.force }));
+    log(`attached ${xdp.description}`);
+    const tc = ctx.own(obj.program(PROGRAMS.reply).attachTc(iface.index, 'egress', { mode: opts.tc }));
+    log(`attached ${tc.description}`);
+    const table = ServiceTable.fromObject(obj);
+    const services = opts.service ?? [DEFAULT_SERVICE];
+    table.write(services, 'set');
+    for (const s of services) log(`service ${formatService(s)}`);
+    if (ensureBpffs()) log('mounted a bpffs at /sys/fs/bpf (this mount namespace had none)');
+    const dir = opts.pinDir ?? defaultPinDir(iface.name);
+    table.pin(dir);
+    ctx.defer(() => table.unpin());
+    log(`pinned maps at ${dir} (tsx scripts/services.ts --pin-dir ${dir} list)`);
+    log('Ctrl-C to stop');
+  },
+  async run(ctx) {
+    const monitor = new HitMonitor(ServiceTable.fromObject(ctx.obj));
+    await pollEvery(ctx, ctx.opts.interval, () => {
+      const s = monitor.snapshot();
+      for (const l of ctx.opts.json ? [hitJson(s)] : renderHitTable(s)) ctx.out.line(l);
+    });
+  },
+});

@@ -1,0 +1,114 @@
+/**
+ * TC attachment: a SCHED_CLS program ("tc" section) on an interface's
+ * ingress or egress. Two ways, picked at run time:
+ *
+ * - a TCX link (kernel >= 6.6): a bpf_link, so the kernel detaches the
+ *   program when the process dies, even by SIGKILL; no qdisc involved.
+ * - a clsact qdisc with a BPF filter (netlink, bpf_tc_*; any kernel since
+ *   4.5): the clsact qdisc is created only when the interface has none and
+ *   removed on detach only if this process created it (and no other
+ *   attachment of this process still uses it); otherwise only our filter
+ *   goes. Filters survive the process if it is killed with SIGKILL.
+ */
+import { bpf, type TcHookIn, type TcOptsIn } from './ffi/libbpf.js';
+import { TcHook, TcOpts, sizeOf } from './ffi/structs.js';
+import { BpfError } from './errors.js';
+import { Link, type Attachment } from './link.js';
+import { resolveInterface, type Interface } from './netif.js';
+
+/** Which way the packets go. */
+export type TcDirection = 'ingress' | 'egress';
+/** How to attach: 'auto' tries a TCX link, then clsact. */
+export type TcMode = 'auto' | 'tcx' | 'clsact';
+/** Every TcMode, for option parsers. */
+export const TC_MODES: readonly TcMode[] = ['auto', 'tcx', 'clsact'];
+
+/** Options of attachTc. */
+export interface TcAttachOptions {
+  /** 'auto' (the default): a TCX link when the kernel has them, else clsact. */
+  mode?: TcMode;
+  /** clsact only: the filter's priority (1-65535; default: the kernel picks). */
+  priority?: number;
+  /** clsact only: the filter's handle (default: the kernel picks). */
+  handle?: number;
+}
+
+const BPF_TCX_INGRESS = 46;
+const BPF_TCX_EGRESS = 47;
+const BPF_TC_INGRESS = 1;
+const BPF_TC_EGRESS = 2;
+const EEXIST = 17;
+const ENOENT = 2;
+const ENODEV = 19;
+const EINVAL = 22;
+
+/** clsact qdiscs this process uses, by ifindex: whether it created each, and how many of its filters are on it. */
+const clsact = new Map<number, { created: boolean; refs: number }>();
+
+function hookOf(ifindex: number, direction: TcDirection): TcHookIn {
+  return { sz: sizeOf(TcHook), ifindex, attach_point: direction === 'ingress' ? BPF_TC_INGRESS : BPF_TC_EGRESS, parent: 0 };
+}
+
+/**
+ * Attaches program `progFd` (named `progName`, type SCHED_CLS) to the
+ * ingress or egress of an interface and returns the attachment; detach() is
+ * idempotent. Throws a BpfError: ENODEV for an unknown interface, EINVAL for
+ * mode 'tcx' on a kernel without TCX links (or a program of another type),
+ * what netlink reports for clsact (e.g. EEXIST when `handle`/`priority` are
+ * taken).
+ */
+export function attachTc(progFd: number, progName: string, iface: string | number, direction: TcDirection, opts: TcAttachOptions = {}): Link | Attachment {
+  const ifc: Interface = resolveInterface(iface);
+  const mode = opts.mode ?? 'auto';
+  if (!TC_MODES.includes(mode)) throw new BpfError(`attach tc ${progName}`, EINVAL, `unknown mode '${String(mode)}' (use ${TC_MODES.join(', ')})`);
+  if (direction !== 'ingress' && direction !== 'egress') throw new BpfError(`attach tc ${progName}`, EINVAL, `unknown direction '${String(direction)}' (use ingress or egress)`);
+  const what = `attach tc ${progName} to ${ifc.name} ${direction}`;
+  if (mode !== 'clsact') {
+    const fd = bpf.link_create(progFd, ifc.index, direction === 'ingress' ? BPF_TCX_INGRESS : BPF_TCX_EGRESS, null);
+    if (fd >= 0) return new Link(fd, `tc ${direction} ${progName} on ${ifc.name} (tcx link)`);
+    const e = -fd;
+    if (mode === 'tcx' || e !== EINVAL) {
+      throw new BpfError(what, e, e === EINVAL && mode === 'tcx' ? 'the kernel has no TCX links (needs 6.6), or the program is not a tc program' : undefined);
+    }
+  }
+  return attachClsact(progFd, progName, ifc, direction, opts, what);
+}
+
+function attachClsact(progFd: number, progName: string, ifc: Interface, direction: TcDirection, opts: TcAttachOptions, what: string): Attachment {
+  const hook = hookOf(ifc.index, direction);
+  let q = clsact.get(ifc.index);
+  if (!q) {
+    const r = bpf.tc_hook_create(hook);
+    if (r < 0 && -r !== EEXIST) throw new BpfError(`${what}: create clsact qdisc`, -r);
+    q = { created: r === 0, refs: 0 };
+    clsact.set(ifc.index, q);
+  }
+  const tcOpts: TcOptsIn = { sz: sizeOf(TcOpts), prog_fd: progFd, flags: 0, prog_id: 0, handle: opts.handle ?? 0, priority: opts.priority ?? 0 };
+  const r = bpf.tc_attach(hook, tcOpts);
+  if (r < 0) {
+    release(ifc.index);
+    throw new BpfError(what, -r, -r === EEXIST ? `a filter with handle ${opts.handle ?? 0} and priority ${opts.priority ?? 0} exists` : undefined);
+  }
+  q.refs++;
+  const { handle, priority } = tcOpts;
+  let attached = true;
+  const detach = () => {
+    if (!attached) return;
+    attached = false;
+    const d = bpf.tc_detach(hook, { sz: sizeOf(TcOpts), prog_fd: 0, flags: 0, prog_id: 0, handle, priority });
+    q!.refs--;
+    release(ifc.index);
+    // Gone already (the interface, or someone removed the qdisc): nothing left to detach.
+    if (d < 0 && -d !== ENOENT && -d !== ENODEV && -d !== EINVAL) throw new BpfError(`detach tc ${progName} from ${ifc.name} ${direction}`, -d);
+  };
+  const created = q.created ? ', qdisc created' : '';
+  return { description: `tc ${direction} ${progName} on ${ifc.name} (clsact, handle ${handle}, priority ${priority}${created})`, detach, [Symbol.dispose]: detach };
+}
+
+/** Drops the clsact qdisc of `ifindex` when no filter of ours is left on it, if we created it. */
+function release(ifindex: number): void {
+  const q = clsact.get(ifindex);
+  if (!q || q.refs > 0) return;
+  clsact.delete(ifindex);
+  if (q.created) bpf.tc_hook_destroy({ sz: sizeOf(TcHook), ifindex, attach_point: BPF_TC_INGRESS | BPF_TC_EGRESS, parent: 0 });
+}

@@ -1,0 +1,165 @@
+/**
+ * TC attachment on a real interface (the root-namespace end of a lab veth):
+ * TCX links and clsact filters both run the program on the packets leaving
+ * the interface (seen in the program's counter), detach stops it, and the
+ * interface's qdiscs end up exactly as they were: a clsact qdisc we created
+ * is removed, a pre-existing one (with another tool's filter) and a root
+ * qdisc survive, a shared clsact goes with our last filter. A loader killed
+ * with SIGKILL leaves its TCX link detached by the kernel.
+ */
+import { createSocket } from 'node:dgram';
+import { rmSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BpfError, BpfObject, PerCpuMap, attachTc, queryXdp, u32, u64 } from '../src/index.js';
+import { ensureObject } from '../src/cli/build.js';
+import { DNAT_REASONS, MAPS, PROGRAMS, ServiceTable } from '../src/lessons/xdp_dnat.js';
+import { pairLab, run, type PairLab } from '../scripts/lab.js';
+import { kernelTests } from './helpers/kernel.js';
+import { eventually, startLoader, stopAllLoaders } from './helpers/loader.js';
+
+const REWRITTEN = DNAT_REASONS.indexOf('reply_rewritten');
+
+describe.skipIf(!kernelTests())('TC attach and detach', () => {
+  let lab: PairLab;
+  let obj: BpfObject;
+  let table: ServiceTable;
+  let stats: PerCpuMap<number, number>;
+  const srcPort = 7777;
+
+  beforeAll(async () => {
+    lab = await pairLab('tct');
+    obj = BpfObject.load(ensureObject('xdp_dnat'));
+    table = ServiceTable.fromObject(obj);
+    // Datagrams from hostIp:7777 look like replies of this service's backend: the egress program rewrites them.
+    table.set({ vip: '10.96.0.50', port: 9, proto: 'udp', backend: { ip: lab.hostIp, port: srcPort } });
+    stats = obj.perCpuMap(MAPS.stats, u32, u64);
+  });
+  afterAll(async () => {
+    await stopAllLoaders();
+    obj?.close();
+    await lab?.down();
+  });
+
+  const qdiscs = async () => (await run(['tc', 'qdisc', 'show', 'dev', lab.hostIf])).stdout.trim();
+  const filters = async (dir: 'ingress' | 'egress') => (await run(['tc', 'filter', 'show', 'dev', lab.hostIf, dir])).stdout.trim();
+
+  /** Sends `n` datagrams out of the host end (to the peer's address, inside the lab) from hostIp:7777. */
+  async function send(n: number): Promise<void> {
+    const s = createSocket('udp4');
+    await new Promise<void>((resolve, reject) => { s.once('error', reject); s.bind(srcPort, lab.hostIp, () => resolve()); });
+    for (let i = 0; i < n; i++) await new Promise<void>((resolve, reject) => s.send('x', 9999, lab.peerIp, (e) => (e ? reject(e) : resolve())));
+    s.close();
+  }
+  /** How many datagrams the egress program rewrote after sending `n` (waiting up to 2 s for `expected` of them). */
+  async function rewrittenBy(n: number, expected = n): Promise<number> {
+    const before = stats.sum(REWRITTEN);
+    await send(n);
+    if (expected > 0) await eventually(() => stats.sum(REWRITTEN) - before >= expected, 2000);
+    await new Promise((r) => setTimeout(r, 150));
+    return stats.sum(REWRITTEN) - before;
+  }
+
+  it('a TCX link runs the program on egress and leaves the qdiscs alone', async () => {
+    const before = await qdiscs();
+    const a = obj.program(PROGRAMS.reply).attachTc(lab.hostIf, 'egress', { mode: 'tcx' });
+    expect(a.description).toBe(`tc egress tc_dnat_reply on ${lab.hostIf} (tcx link)`);
+    expect(await qdiscs()).toBe(before);
+    expect(await rewrittenBy(5)).toBe(5);
+    a.detach();
+    a.detach(); // idempotent
+    expect(await rewrittenBy(3, 0)).toBe(0);
+    expect(await qdiscs()).toBe(before);
+  });
+
+  it('clsact: creates the qdisc when there is none, and removes it on detach', async () => {
+    const before = await qdiscs();
+    expect(before).not.toMatch(/clsact/);
+    const a = obj.program(PROGRAMS.reply).attachTc(lab.hostIf, 'egress', { mode: 'clsact' });
+    expect(a.description).toMatch(new RegExp(`^tc egress tc_dnat_reply on ${lab.hostIf} \\(clsact, handle \\d+, priority \\d+, qdisc created\\)$`));
+    expect(await qdiscs()).toMatch(/qdisc clsact ffff:/);
+    expect(await filters('egress')).toMatch(/tc_dnat_reply/);
+    expect(await rewrittenBy(4)).toBe(4);
+    a.detach();
+    a.detach();
+    expect(await qdiscs()).toBe(before);
+    expect(await rewrittenBy(2, 0)).toBe(0);
+  });
+
+  it('clsact: a pre-existing clsact and another tool\'s filter survive; only our filter goes', async () => {
+    await run(['tc', 'qdisc', 'add', 'dev', lab.hostIf, 'clsact']);
+    await run(['tc', 'filter', 'add', 'dev', lab.hostIf, 'egress', 'pref', '50000', 'u32', 'match', 'u32', '0', '0']);
+    try {
+      const q = await qdiscs();
+      const f = await filters('egress');
+      const a = obj.program(PROGRAMS.reply).attachTc(lab.hostIf, 'egress', { mode: 'clsact' });
+      expect(a.description).not.toMatch(/qdisc created/);
+      expect(await filters('egress')).toMatch(/tc_dnat_reply/);
+      expect(await rewrittenBy(3)).toBe(3);
+      a.detach();
+      expect(await qdiscs()).toBe(q);
+      expect(await filters('egress')).toBe(f);
+      expect(f).toMatch(/pref 50000 u32/);
+    } finally {
+      await run(['tc', 'qdisc', 'del', 'dev', lab.hostIf, 'clsact']);
+    }
+  });
+
+  it('clsact: a root qdisc survives, and a clsact shared by two of our filters goes with the last one', async () => {
+    await run(['tc', 'qdisc', 'replace', 'dev', lab.hostIf, 'root', 'pfifo', 'limit', '100']);
+    try {
+      const before = await qdiscs();
+      expect(before).toMatch(/pfifo/);
+      const ing = attachTc(obj.program(PROGRAMS.reply).fd, PROGRAMS.reply, lab.hostIf, 'ingress', { mode: 'clsact' });
+      const eg = obj.program(PROGRAMS.reply).attachTc(lab.hostIfindex, 'egress', { mode: 'clsact' });
+      expect(await filters('ingress')).toMatch(/tc_dnat_reply/);
+      ing.detach();
+      expect(await qdiscs()).toMatch(/clsact/); // the egress filter still needs it
+      expect(await filters('ingress')).toBe('');
+      expect(await rewrittenBy(2)).toBe(2);
+      eg.detach();
+      expect(await qdiscs()).toBe(before);
+    } finally {
+      await run(['tc', 'qdisc', 'del', 'dev', lab.hostIf, 'root']).catch(() => undefined);
+    }
+  });
+
+  it('auto picks a TCX link on this kernel; errors are one line', () => {
+    const a = obj.program(PROGRAMS.reply).attachTc(lab.hostIf, 'egress');
+    expect(a.description).toMatch(/\((tcx link|clsact,.*)\)$/);
+    a.detach();
+    expect(() => obj.program(PROGRAMS.reply).attachTc('nosuch0', 'egress')).toThrow(/find interface nosuch0: no such interface.*\(ENODEV\)/);
+    let err: unknown;
+    try { obj.program(PROGRAMS.forward).attachTc(lab.hostIf, 'egress', { mode: 'tcx' }); } catch (e) { err = e; }
+    expect(err).toBeInstanceOf(BpfError);
+    expect((err as BpfError).message).toBe(`attach tc xdp_dnat to ${lab.hostIf} egress: the kernel has no TCX links (needs 6.6), or the program is not a tc program (EINVAL)`);
+  });
+
+  it('a loader killed with SIGKILL leaves no TCX link and no XDP program attached', async () => {
+    const dir = '/sys/fs/bpf/libbpf-ts/xdp_dnat/test-tct';
+    rmSync(dir, { recursive: true, force: true });
+    const before = await qdiscs();
+    const l = startLoader('xdp_dnat', [lab.hostIf, '--tc', 'tcx', '--pin-dir', dir, '--service', `10.96.0.50:9/udp=${lab.hostIp}:${srcPort}`]);
+    try {
+      await l.waitFor('Ctrl-C to stop');
+      expect(l.stderr()).toContain(`attached tc egress tc_dnat_reply on ${lab.hostIf} (tcx link)`);
+      const pinned = PerCpuMap.openPinned(`${dir}/${MAPS.stats}`, u32, u64);
+      try {
+        const c0 = pinned.sum(REWRITTEN);
+        await send(3);
+        expect(await eventually(() => pinned.sum(REWRITTEN) - c0 === 3, 3000)).toBe(true);
+        l.kill('SIGKILL');
+        expect((await l.exited).signal).toBe('SIGKILL');
+        expect(queryXdp(lab.hostIf)).toEqual([]);
+        const c1 = pinned.sum(REWRITTEN);
+        await send(3);
+        await new Promise((r) => setTimeout(r, 300));
+        expect(pinned.sum(REWRITTEN)).toBe(c1); // nothing runs on egress any more
+        expect(await qdiscs()).toBe(before);
+      } finally {
+        pinned.close();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true }); // SIGKILL left the pins
+    }
+  });
+});
