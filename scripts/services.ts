@@ -18,7 +18,7 @@ import { Command } from 'commander';
 import {
   DNAT_REASONS, ServiceTable, findPinDir, formatBackend, formatService, formatServiceAddr, parseService, parseServiceAddr,
 } from '../src/lessons/xdp_dnat.js';
-import { isRoot } from '../src/ffi/sys.js';
+import { isRoot } from '../src/index.js';
 
 interface Global { pinDir?: string; iface?: string }
 
