@@ -58,15 +58,16 @@ const C_DIR = join(REPO_ROOT, 'bench', 'c');
 const C_BUILD = join(REPO_ROOT, 'bench', 'build');
 
 /**
- * Builds bench/c/<name>.c into bench/build/<name> with gcc -O2 against the
- * system libbpf (when missing or stale) and returns the binary's path.
+ * Builds bench/c/<name>.c into bench/build/<name> (or, with `shared`, the
+ * shared library bench/build/lib<name>.so) with gcc -O2 against the system
+ * libbpf, when missing or stale, and returns its path. Throws when gcc fails.
  */
-export function buildC(name: string): string {
+export function buildC(name: string, { shared = false } = {}): string {
   const src = join(C_DIR, `${name}.c`);
-  const bin = join(C_BUILD, name);
+  const bin = join(C_BUILD, shared ? `lib${name}.so` : name);
   mkdirSync(C_BUILD, { recursive: true });
   if (!existsSync(bin) || statSync(bin).mtimeMs < statSync(src).mtimeMs) {
-    execFileSync('gcc', ['-O2', '-Wall', '-o', bin, src, '-lbpf'], { stdio: 'inherit' });
+    execFileSync('gcc', ['-O2', '-Wall', ...(shared ? ['-shared', '-fPIC'] : []), '-o', bin, src, '-lbpf'], { stdio: 'inherit' });
   }
   return bin;
 }

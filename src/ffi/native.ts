@@ -58,6 +58,11 @@ export function func<F>(lib: LibraryHandle, proto: string): F {
   return lib.func(proto) as unknown as F;
 }
 
+/** Loads another shared library (by path or soname), e.g. a benchmark's C baseline. Throws koffi's Error when it can't. */
+export function loadLibrary(path: string): LibraryHandle {
+  return koffi.load(path);
+}
+
 /** errno as left by the last native call on this thread. */
 export function lastErrno(): number {
   return koffi.errno();
