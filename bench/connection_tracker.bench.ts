@@ -32,11 +32,11 @@ const bench: BenchModule = {
       if (m.updateBatch(fill) !== n) throw new Error('fill: not every entry was written');
 
       let count = 0;
-      const batchMs = bestMs(quick ? 3 : 7, () => { count = m.lookupBatch().length; });
+      const batchMs = bestMs(quick ? 3 : 15, () => { count = m.lookupBatch().length; });
       if (count !== n) throw new Error(`batch dump read ${count} entries, expected ${n}`);
       const iterMs = bestMs(quick ? 1 : 3, () => { count = [...m.entries()].length; });
       if (count !== n) throw new Error(`iteration dump read ${count} entries, expected ${n}`);
-      const rawMs = bestMs(quick ? 3 : 7, () => { count = 0; m.lookupBatchRaw((_k, _v, c) => { count += c; }); });
+      const rawMs = bestMs(quick ? 3 : 15, () => { count = 0; m.lookupBatchRaw((_k, _v, c) => { count += c; }); });
 
       // Decode only: the raw buffers of one batch dump, decoded to [key, value] objects.
       const keys = Buffer.alloc(n * connKey.size);
