@@ -169,6 +169,14 @@ abstract class MapBase<K, V> {
    * BpfError (EINVAL/ENOTSUPP when the kernel lacks batch ops for this map).
    */
   lookupBatchRaw(onChunk: (keys: Buffer, values: Buffer, count: number) => void, chunk = 4096): void {
+    for (const b of this.rawBatches(chunk)) onChunk(b.keys, b.values, b.count);
+  }
+
+  /**
+   * The raw batches of BPF_MAP_LOOKUP_BATCH, one per syscall. The buffers are
+   * reused by the next batch: read them before asking for it.
+   */
+  protected *rawBatches(chunk = 4096): Generator<{ keys: Buffer; values: Buffer; count: number }, void, undefined> {
     const vsize = this.valBuf.length;
     let n = chunk;
     let keys = Buffer.alloc(n * this.keySize);
@@ -190,7 +198,7 @@ abstract class MapBase<K, V> {
         continue;
       }
       if (e !== 0 && e !== 2) throw new BpfError(`batch lookup in map ${this.name}`, e);
-      if (count[0] > 0) onChunk(keys, values, count[0]);
+      if (count[0] > 0) yield { keys, values, count: count[0] };
       if (e === 2) return; // ENOENT: no more entries
       inBatch = outBatch;
       outBatch = outBatch === tokenA ? tokenB : tokenA;
@@ -298,6 +306,19 @@ export class BpfMap<K, V> extends MapBase<K, V> {
       for (let i = 0; i < count; i++) out.push([this.keyCodec.decode(keys, i * ks), this.valueCodec.decode(values, i * vs)]);
     }, chunk);
     return out;
+  }
+
+  /**
+   * Iterates over [key, value] pairs read with batch lookups (one syscall per
+   * `chunk` entries), decoding one entry at a time: for visiting a big map
+   * without holding every entry at once. Throws a BpfError, as lookupBatch.
+   */
+  *entriesBatched(chunk?: number): IterableIterator<[K, V]> {
+    const ks = this.keySize;
+    const vs = this.valueSize;
+    for (const { keys, values, count } of this.rawBatches(chunk)) {
+      for (let i = 0; i < count; i++) yield [this.keyCodec.decode(keys, i * ks), this.valueCodec.decode(values, i * vs)];
+    }
   }
 
   /**

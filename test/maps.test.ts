@@ -150,7 +150,7 @@ describe.skipIf(!kernelTests())('maps on a real kernel', () => {
   describe('batch operations', () => {
     const entries: [number, number][] = Array.from({ length: 1000 }, (_, i) => [i * 3 + 1, i * i]);
 
-    it('updateBatch writes what iteration then reads; lookupBatch reads the same at any chunk size', () => {
+    it('updateBatch writes what iteration then reads; lookupBatch and entriesBatched read the same at any chunk size', () => {
       using obj = load();
       const m = obj.map('batch', u32, u64);
       expect(m.supportsBatch).toBe(true);
@@ -160,6 +160,7 @@ describe.skipIf(!kernelTests())('maps on a real kernel', () => {
       expect(iterated).toEqual(entries);
       for (const chunk of [undefined, 1, 7, 64, 4096]) {
         expect(m.lookupBatch(chunk).sort(byKey), `chunk ${chunk}`).toEqual(entries);
+        expect([...m.entriesBatched(chunk)].sort(byKey), `entriesBatched, chunk ${chunk}`).toEqual(entries);
       }
       let calls = 0;
       let total = 0;
