@@ -3,6 +3,7 @@
  * missing privilege fails the suite instead of skipping it.
  */
 import { mkdirSync, rmdirSync, statSync } from 'node:fs';
+import { release } from 'node:os';
 import { isRoot } from '../../src/ffi/sys.js';
 
 const ci = process.env.CI === 'true' || process.env.CI === '1';
@@ -15,6 +16,18 @@ export function kernelTests(): boolean {
   if (isRoot()) return true;
   if (ci) throw new Error('kernel tests must run under CI=true, but this is not root');
   return false;
+}
+
+/**
+ * True when the running kernel is at least major.minor. Gate tests of
+ * features with it: a feature the kernel should have is tested (and fails
+ * if missing); one it can't have is skipped.
+ */
+export function kernelAtLeast(major: number, minor: number): boolean {
+  const m = /^(\d+)\.(\d+)/.exec(release());
+  if (!m) throw new Error(`cannot parse kernel release '${release()}'`);
+  const [ma, mi] = [Number(m[1]), Number(m[2])];
+  return ma > major || (ma === major && mi >= minor);
 }
 
 const LOCK = '/tmp/libbpf-ts-trace.lock';
