@@ -45,8 +45,15 @@ export interface StartOptions {
 
 const running = new Set<LoaderProcess>();
 
-/** The setpriv prefix that runs a command as user nobody, without root. */
-export const AS_NOBODY = ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups'];
+/**
+ * The prefix that runs a command without root: in a user namespace of its
+ * own, where its euid is 65534 (nobody) and it has no capability in the
+ * initial namespace (so no bpf(), no netlink changes), while the kernel
+ * still sees the files of the checkout as its own. setpriv to user nobody
+ * would do the same but could not read a checkout under a 0700 directory
+ * (mktemp -d, CI's work folder).
+ */
+export const AS_NOBODY = ['unshare', '--user'];
 
 /**
  * Starts `node --import tsx src/loaders/<lesson>.ts ...args` (one process,
