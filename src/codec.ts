@@ -184,6 +184,12 @@ export function protoName(n: number): string {
   return IP_PROTOCOLS[n] ?? String(n);
 }
 
+/** "udp (17)" for a protocol with a name, "proto 253" for one without. */
+export function protoLabel(proto: number): string {
+  const name = protoName(proto);
+  return name === String(proto) ? `proto ${proto}` : `${name} (${proto})`;
+}
+
 /** Parses a protocol name or number ("tcp", "17"). Throws a TypeError for an unknown one. */
 export function parseProto(s: string): number {
   const lower = s.toLowerCase();

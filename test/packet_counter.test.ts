@@ -16,8 +16,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BpfObject, XdpAction, queryXdp } from '../src/index.js';
 import { ensureObject } from '../src/cli/build.js';
+import { pollEvery } from '../src/cli/lesson.js';
+import { formatRate, rate } from '../src/cli/output.js';
 import {
-  ProtoCounter, formatRate, pollEvery, protoCountMap, protoJson, protoSnapshot, rate, readProtoCounts, renderProtoTable,
+  ProtoCounter, protoCountMap, protoJson, protoSnapshot, readProtoCounts, renderProtoTable,
 } from '../src/lessons/packet_counter.js';
 import { ipv4Frame } from '../src/lessons/packet_inspect.js';
 import { pairLab, ping, runNs, sendUdp, tcpConnect, type PairLab } from '../scripts/lab.js';

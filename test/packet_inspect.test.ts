@@ -7,10 +7,10 @@
  */
 import { randomInt } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BpfObject, XdpAction, queryXdp } from '../src/index.js';
+import { BpfObject, XdpAction, protoLabel, queryXdp } from '../src/index.js';
 import { ensureObject } from '../src/cli/build.js';
 import {
-  formatInspect, inspectEvent, inspectJson, inspectPrefix, ipv4Frame, openInspectStream, parseInspectMessage, protoLabel,
+  formatInspect, inspectEvent, inspectJson, inspectPrefix, ipv4Frame, openInspectStream, parseInspectMessage,
   type InspectEvent, type InspectStream,
 } from '../src/lessons/packet_inspect.js';
 import { parseTraceLine } from '../src/trace.js';

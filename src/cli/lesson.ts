@@ -184,3 +184,25 @@ export async function runLesson<O>(spec: LessonSpec<O>, argv: string[] = process
   }
   process.exit(status);
 }
+
+/** What pollEvery needs of a loader's context. */
+export interface PollContext {
+  readonly signal: AbortSignal;
+  sleep(ms: number): Promise<void>;
+}
+
+/**
+ * Calls `tick` every `seconds` until ctx.signal aborts, and once more at the
+ * stop for the last partial interval, unless that is under a tenth of an
+ * interval after a tick (an almost empty interval says nothing).
+ */
+export async function pollEvery(ctx: PollContext, seconds: number, tick: () => void): Promise<void> {
+  let last = -Infinity;
+  while (!ctx.signal.aborted) {
+    await ctx.sleep(seconds * 1000);
+    const now = performance.now();
+    if (ctx.signal.aborted && now - last < seconds * 100) return;
+    last = now;
+    tick();
+  }
+}

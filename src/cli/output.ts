@@ -63,3 +63,18 @@ export class Output {
     await new Promise<void>((resolve) => this.#drainWaiters.push(resolve));
   }
 }
+
+/** Per-second rate from two counts `seconds` apart (0 when no time passed or the counter went back). */
+export function rate(prev: number, cur: number, seconds: number): number {
+  return seconds > 0 && cur >= prev ? (cur - prev) / seconds : 0;
+}
+
+/** Formats a rate: one decimal below 1000, then k/M/G with three significant digits. */
+export function formatRate(n: number): string {
+  if (n < 1000) return n.toFixed(1);
+  const units = ['k', 'M', 'G', 'T'];
+  let v = n;
+  let i = -1;
+  while (v >= 1000 && i < units.length - 1) { v /= 1000; i++; }
+  return `${v.toPrecision(3)}${units[i]}`;
+}

@@ -7,12 +7,11 @@
  * per-flow rates between two readings and renders the biggest flows.
  */
 import { performance } from 'node:perf_hooks';
-import { formatIpv4, protoName, struct } from '../codec.js';
+import { formatIpv4, protoLabel, protoName, struct } from '../codec.js';
 import { BpfError } from '../errors.js';
 import type { BpfMap } from '../map.js';
 import type { BpfObject } from '../object.js';
-import { protoLabel } from './packet_inspect.js';
-import { formatRate, rate } from './packet_counter.js';
+import { formatRate, rate } from '../cli/output.js';
 import type { SharedLayout } from './shared.js';
 
 /**

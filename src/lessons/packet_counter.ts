@@ -6,10 +6,10 @@
  * JSON object per interval. Also the polling loop the table loaders share.
  */
 import { performance } from 'node:perf_hooks';
-import { protoName, u8, u64 } from '../codec.js';
+import { protoLabel, protoName, u8, u64 } from '../codec.js';
 import type { BpfMap } from '../map.js';
 import type { BpfObject } from '../object.js';
-import { protoLabel } from './packet_inspect.js';
+import { formatRate, rate } from '../cli/output.js';
 
 /** The map's name in the object. */
 export const PROTO_COUNT_MAP = 'proto_count';
@@ -49,11 +49,6 @@ export interface ProtoSnapshot {
   totalRate: number;
 }
 
-/** Packets per second from two counts `seconds` apart (0 when no time passed or the counter went back). */
-export function rate(prev: number, cur: number, seconds: number): number {
-  return seconds > 0 && cur >= prev ? (cur - prev) / seconds : 0;
-}
-
 /**
  * Builds a snapshot from the counts of now and of the previous reading,
  * `elapsed` seconds before (a protocol not seen before counts from 0).
@@ -88,16 +83,6 @@ export class ProtoCounter {
   }
 }
 
-/** Formats a rate: one decimal below 1000, then k/M/G with three significant digits. */
-export function formatRate(n: number): string {
-  if (n < 1000) return n.toFixed(1);
-  const units = ['k', 'M', 'G', 'T'];
-  let v = n;
-  let i = -1;
-  while (v >= 1000 && i < units.length - 1) { v /= 1000; i++; }
-  return `${v.toPrecision(3)}${units[i]}`;
-}
-
 /** The table as text lines: a header, one line per protocol, a total. */
 export function renderProtoTable(s: ProtoSnapshot): string[] {
   const lines = [`${s.time.toISOString().slice(11, 19)}  ${s.rows.length} protocol${s.rows.length === 1 ? '' : 's'}, last ${s.elapsed.toFixed(1)} s`];
@@ -115,26 +100,4 @@ export function protoJson(s: ProtoSnapshot): string {
     time: s.time.toISOString(), elapsed: round(s.elapsed), total: s.total, rate: round(s.totalRate),
     protocols: s.rows.map((r) => ({ proto: r.proto, name: r.name, packets: r.packets, rate: round(r.rate) })),
   });
-}
-
-/** What pollEvery needs of a loader's context. */
-export interface PollContext {
-  readonly signal: AbortSignal;
-  sleep(ms: number): Promise<void>;
-}
-
-/**
- * Calls `tick` every `seconds` until ctx.signal aborts, and once more at the
- * stop for the last partial interval, unless that is under a tenth of an
- * interval after a tick (an almost empty interval says nothing).
- */
-export async function pollEvery(ctx: PollContext, seconds: number, tick: () => void): Promise<void> {
-  let last = -Infinity;
-  while (!ctx.signal.aborted) {
-    await ctx.sleep(seconds * 1000);
-    const now = performance.now();
-    if (ctx.signal.aborted && now - last < seconds * 100) return;
-    last = now;
-    tick();
-  }
 }

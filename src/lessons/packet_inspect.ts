@@ -5,7 +5,7 @@
  * module picks those lines out of trace_pipe and renders them as dotted
  * quads and protocol names, or as JSON.
  */
-import { formatIpv4, parseIpv4, protoName } from '../codec.js';
+import { formatIpv4, parseIpv4, protoLabel, protoName } from '../codec.js';
 import { openTracePipe, type TraceLine } from '../trace.js';
 
 /** One IPv4 packet the program saw. */
@@ -47,12 +47,6 @@ export function parseInspectMessage(message: string, tag: number): Pick<InspectE
 export function inspectEvent(line: TraceLine, tag: number): InspectEvent | undefined {
   const p = parseInspectMessage(line.message, tag);
   return p && { timestamp: line.timestamp, task: line.task, ...p };
-}
-
-/** "udp (17)" for a protocol with a name, "proto 253" for one without. */
-export function protoLabel(proto: number): string {
-  const name = protoName(proto);
-  return name === String(proto) ? `proto ${proto}` : `${name} (${proto})`;
 }
 
 /** One human-readable line: "  1234.567890  10.201.0.2      -> 10.201.0.1       udp (17)". */

@@ -26,7 +26,7 @@ import { BpfError } from '../errors.js';
 import { BpfMap, PerCpuMap, mapInUse } from '../map.js';
 import type { BpfObject } from '../object.js';
 import { isBpffs } from '../bpffs.js';
-import { formatRate, rate } from './packet_counter.js';
+import { formatRate, rate } from '../cli/output.js';
 import type { SharedLayout } from './shared.js';
 
 /** struct service_key: VIP and port in network order, protocol, zero pad. */

@@ -5,9 +5,8 @@
  *
  *   sudo tsx src/loaders/connection_tracker.ts veth0 [--interval 3] [--top 20] [--json]
  */
-import { parsePositiveInt, parseSeconds, runLesson } from '../cli/lesson.js';
+import { parsePositiveInt, parseSeconds, pollEvery, runLesson } from '../cli/lesson.js';
 import { ConnTracker, connTable, flowJson, renderFlowTable } from '../lessons/connection_tracker.js';
-import { pollEvery } from '../lessons/packet_counter.js';
 
 await runLesson<{ interval: number; top: number }>({
   lesson: 'connection_tracker',

@@ -5,8 +5,8 @@
  *
  *   sudo tsx src/loaders/packet_counter.ts veth0 [--interval 2] [--json]
  */
-import { parseSeconds, runLesson } from '../cli/lesson.js';
-import { ProtoCounter, pollEvery, protoCountMap, protoJson, renderProtoTable } from '../lessons/packet_counter.js';
+import { parseSeconds, pollEvery, runLesson } from '../cli/lesson.js';
+import { ProtoCounter, protoCountMap, protoJson, renderProtoTable } from '../lessons/packet_counter.js';
 
 await runLesson<{ interval: number }>({
   lesson: 'packet_counter',

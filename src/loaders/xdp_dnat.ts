@@ -14,12 +14,11 @@
  * bpffs), so the pins are invisible to the services script.
  */
 import { InvalidArgumentError, Option } from 'commander';
-import { parseSeconds, runLesson } from '../cli/lesson.js';
+import { parseSeconds, pollEvery, runLesson } from '../cli/lesson.js';
 import {
   DEFAULT_SERVICE, HitMonitor, PROGRAMS, ServiceTable, defaultPinDir, formatService, hitJson, parseService, renderHitTable,
   type Service,
 } from '../lessons/xdp_dnat.js';
-import { pollEvery } from '../lessons/packet_counter.js';
 import { TC_MODES, type TcMode } from '../tc.js';
 import { ensureBpffs } from '../bpffs.js';
 
