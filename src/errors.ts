@@ -4,6 +4,8 @@
  */
 import { errnoMessage, errnoName, errnoOf } from './ffi/errno.js';
 
+export { Errno } from './ffi/errno.js';
+
 /** A failed libbpf or kernel operation. */
 export class BpfError extends Error {
   override name = 'BpfError';

@@ -14,6 +14,6 @@ export { BpfError, VerifierError } from './errors.js';
 export * from './codec.js';
 export { libbpfVersion, NativeLoadError } from './ffi/native.js';
 export { setLibbpfLogger, type LibbpfLogger, type LibbpfLogLevel } from './ffi/log.js';
-export { errnoName } from './ffi/errno.js';
+export { errnoName, Errno } from './ffi/errno.js';
 export { isRoot } from './ffi/sys.js';
 export { RingBufReader, type RingBufReaderOptions, type RingBufStats, type WaitOptions, type ConsumeOptions, type RawRecordHandler, type RingViews } from './ringbuf/reader.js';
