@@ -10,8 +10,8 @@
 #include "common.h"
 #include "mytcpdump.h"
 
-/* Single producer per CPU (the kernel), single consumer (the loader), zero
- * copy through mmap. The loader sizes it with bpf_map__set_max_entries. */
+/* Many producers (every CPU reserves under the ring's lock), one consumer
+ * (the loader), zero copy through mmap. The loader sizes it with bpf_map__set_max_entries. */
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 1 << 24);
@@ -88,8 +88,9 @@ int mytcpdump(struct xdp_md *ctx)
 	}
 
 	/* Reserve, fill, submit. Nothing between reserve and submit can fail
-	 * (every bound was checked above), so the slot is always committed:
-	 * a slot neither submitted nor discarded would stall the ring. */
+	 * (every bound was checked above), so the slot is always committed.
+	 * The verifier enforces it: a path that neither submits nor discards
+	 * the slot is rejected ("Unreleased reference"). */
 	struct packet_event *ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
 	if (!ev) {
 		cnt->lost++;

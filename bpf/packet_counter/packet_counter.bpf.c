@@ -12,8 +12,9 @@
  *   race to insert the same key: the loser gets -EEXIST, and its packet is
  *   then added to the winner's entry instead of being lost (a plain
  *   BPF_ANY insert would overwrite the winner's count with 1).
- * - Map keys must point to the stack (or a map value), never into the
- *   packet: the protocol byte is copied to a local first. */
+ * - The key is copied to a local first. Kernels since 5.x also accept a
+ *   key pointer into the packet (after the bounds check), but a local
+ *   key is what a struct key needs anyway (zeroed padding). */
 #include "common.h"
 #include <linux/errno.h>
 
