@@ -1,7 +1,7 @@
 /** Network interface lookup with clear errors. */
 import { readdirSync } from 'node:fs';
 import { ifIndexToName, ifNameToIndex } from './ffi/sys.js';
-import { BpfError } from './errors.js';
+import { BpfError, Errno } from './errors.js';
 
 /** An interface of this network namespace. */
 export interface Interface { readonly name: string; readonly index: number }
@@ -13,17 +13,17 @@ export interface Interface { readonly name: string; readonly index: number }
 export function resolveInterface(iface: string | number): Interface {
   if (typeof iface === 'number') {
     const name = ifIndexToName(iface);
-    if (!name) throw new BpfError(`find interface ${iface}`, 19, `no interface with ifindex ${iface}`);
+    if (!name) throw new BpfError(`find interface ${iface}`, Errno.ENODEV, `no interface with ifindex ${iface}`);
     return { name, index: iface };
   }
   if (iface.length === 0 || iface.length > 15 || /[\s/]/.test(iface)) {
-    throw new BpfError(`find interface '${iface}'`, 19, 'not a valid interface name');
+    throw new BpfError(`find interface '${iface}'`, Errno.ENODEV, 'not a valid interface name');
   }
   const index = ifNameToIndex(iface);
   if (index === 0) {
     let known = '';
     try { known = readdirSync('/sys/class/net').join(', '); } catch { /* no sysfs */ }
-    throw new BpfError(`find interface ${iface}`, 19, `no such interface${known ? ` (have: ${known})` : ''}`);
+    throw new BpfError(`find interface ${iface}`, Errno.ENODEV, `no such interface${known ? ` (have: ${known})` : ''}`);
   }
   return { name: iface, index };
 }

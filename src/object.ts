@@ -7,7 +7,7 @@ import { bpf, viewOf, type MapPtr, type ObjPtr } from './ffi/libbpf.js';
 import { btfDatasecVars } from './ffi/btf.js';
 import { lastErrno } from './ffi/native.js';
 import { takeLibbpfWarnings } from './ffi/log.js';
-import { BpfError, VerifierError } from './errors.js';
+import { BpfError, Errno, VerifierError } from './errors.js';
 import { Program } from './program.js';
 import { BpfMap, PerCpuMap, mapTypeName } from './map.js';
 import type { Codec } from './codec.js';
@@ -80,7 +80,7 @@ export class BpfObject {
   }
 
   get #p(): ObjPtr {
-    if (!this.#ptr) throw new BpfError(`use object ${this.name}`, 9, 'object is closed');
+    if (!this.#ptr) throw new BpfError(`use object ${this.name}`, Errno.EBADF, 'object is closed');
     return this.#ptr;
   }
 
@@ -97,7 +97,7 @@ export class BpfObject {
   /** The program called `name`. Throws a BpfError (ENOENT) naming the ones that exist. */
   program(name?: string): Program {
     const p = name === undefined ? this.#programs[0] : this.#programs.find((x) => x.name === name);
-    if (!p) throw new BpfError(`find program ${name ?? ''} in ${this.name}`.replace('  ', ' '), 2, `no such program (have: ${this.#programs.map((x) => x.name).join(', ') || 'none'})`);
+    if (!p) throw new BpfError(`find program ${name ?? ''} in ${this.name}`.replace('  ', ' '), Errno.ENOENT, `no such program (have: ${this.#programs.map((x) => x.name).join(', ') || 'none'})`);
     return p;
   }
 
@@ -112,13 +112,13 @@ export class BpfObject {
   #map(name: string): MapPtr {
     this.#p;
     const m = this.#maps.get(name);
-    if (!m) throw new BpfError(`find map ${name} in ${this.name}`, 2, `no such map (have: ${[...this.#maps.keys()].join(', ') || 'none'})`);
+    if (!m) throw new BpfError(`find map ${name} in ${this.name}`, Errno.ENOENT, `no such map (have: ${[...this.#maps.keys()].join(', ') || 'none'})`);
     return m;
   }
 
   /** Sets a map's max_entries before load (e.g. a ring buffer's size). Throws a BpfError. */
   setMaxEntries(mapName: string, n: number): this {
-    if (this.#loaded) throw new BpfError(`resize map ${mapName}`, 16, 'object is already loaded');
+    if (this.#loaded) throw new BpfError(`resize map ${mapName}`, Errno.EBUSY, 'object is already loaded');
     const r = bpf.map_set_max_entries(this.#map(mapName), n);
     if (r < 0) throw new BpfError(`resize map ${mapName} to ${n}`, -r);
     return this;
@@ -130,14 +130,14 @@ export class BpfObject {
    * variable's size. Throws a BpfError when there is no such variable.
    */
   setConst(name: string, value: number | bigint | Uint8Array): this {
-    if (this.#loaded) throw new BpfError(`set ${name}`, 16, 'object is already loaded');
+    if (this.#loaded) throw new BpfError(`set ${name}`, Errno.EBUSY, 'object is already loaded');
     const entry = [...this.#maps.entries()].find(([n]) => n.endsWith('.rodata'));
     const btf = bpf.object_btf(this.#p);
     const v = entry && btf ? btfDatasecVars(btf, '.rodata').find((x) => x.name === name) : undefined;
-    if (!entry || !v) throw new BpfError(`set ${name} in ${this.name}`, 2, 'no such const volatile variable in .rodata');
+    if (!entry || !v) throw new BpfError(`set ${name} in ${this.name}`, Errno.ENOENT, 'no such const volatile variable in .rodata');
     const size: [number | bigint] = [0];
     const init = bpf.map_initial_value(entry[1], size);
-    if (!init) throw new BpfError(`set ${name} in ${this.name}`, 22, '.rodata has no initial value');
+    if (!init) throw new BpfError(`set ${name} in ${this.name}`, Errno.EINVAL, '.rodata has no initial value');
     const data = Buffer.from(viewOf(init, Number(size[0])).slice(0));
     if (value instanceof Uint8Array) {
       if (value.length !== v.size) throw new RangeError(`${name} is ${v.size} bytes, got ${value.length}`);
@@ -184,7 +184,7 @@ export class BpfObject {
   }
 
   #source(name: string) {
-    if (!this.#loaded) throw new BpfError(`open map ${name}`, 22, 'object is not loaded yet');
+    if (!this.#loaded) throw new BpfError(`open map ${name}`, Errno.EINVAL, 'object is not loaded yet');
     const m = this.#map(name);
     return { fd: bpf.map_fd(m), name, owned: false, type: bpf.map_type(m), keySize: bpf.map_key_size(m), valueSize: bpf.map_value_size(m), maxEntries: bpf.map_max_entries(m) };
   }
@@ -227,6 +227,6 @@ export class BpfObject {
 
 function openError(op: string, errno: number): BpfError {
   const warn = takeLibbpfWarnings().map((l) => l.replace(/^libbpf: /, ''));
-  if (errno === 2) return new BpfError(op, 2, 'no such file');
+  if (errno === Errno.ENOENT) return new BpfError(op, Errno.ENOENT, 'no such file');
   return new BpfError(op, errno || 22, warn.length ? warn[warn.length - 1] : undefined);
 }

@@ -6,7 +6,7 @@
 import { bpf } from './ffi/libbpf.js';
 import { XdpQueryOpts, ProgInfo, sizeOf } from './ffi/structs.js';
 import { closeFd } from './ffi/sys.js';
-import { BpfError } from './errors.js';
+import { BpfError, Errno } from './errors.js';
 import { Link, type Attachment } from './link.js';
 import { resolveInterface, type Interface } from './netif.js';
 
@@ -77,20 +77,20 @@ export function attachXdp(progFd: number, progName: string, iface: string | numb
   const existing = queryXdp(ifc.index);
   if (existing.length > 0) {
     const names = existing.map((p) => `'${p.name || '?'}' (id ${p.id}, ${p.mode} mode)`).join(', ');
-    if (!opts.force) throw new BpfError(what, 16, `interface already has XDP program ${names}; use --force to replace it`);
+    if (!opts.force) throw new BpfError(what, Errno.EBUSY, `interface already has XDP program ${names}; use --force to replace it`);
     for (const p of existing) {
       const r = bpf.xdp_detach(ifc.index, MODE_FLAGS[p.mode], null);
-      if (r < 0) throw new BpfError(`${what}: remove ${names}`, -r, -r === 16 ? `${names} is held by another process's bpf_link and cannot be forced off` : undefined);
+      if (r < 0) throw new BpfError(`${what}: remove ${names}`, -r, -r === Errno.EBUSY ? `${names} is held by another process's bpf_link and cannot be forced off` : undefined);
     }
   }
   const description = `xdp ${progName} on ${ifc.name} (${mode} mode)`;
   const fd = bpf.link_create(progFd, ifc.index, BPF_XDP, { sz: 64, flags, iter_info: null, iter_info_len: 0, target_btf_id: 0, _pad0: 0, _union: new Array(40).fill(0) });
   if (fd >= 0) return new Link(fd, description);
   const e = -fd;
-  if (e !== 22 && e !== 95) throw new BpfError(what, e, e === 95 ? `${mode} mode is not supported by ${ifc.name}'s driver` : undefined);
+  if (e !== Errno.EINVAL && e !== Errno.EOPNOTSUPP) throw new BpfError(what, e, e === Errno.EOPNOTSUPP ? `${mode} mode is not supported by ${ifc.name}'s driver` : undefined);
   // Kernels before 5.9 have no XDP links: fall back to a netlink attach that we detach ourselves.
   const r = bpf.xdp_attach(ifc.index, progFd, flags | XDP_FLAGS_UPDATE_IF_NOEXIST, null);
-  if (r < 0) throw new BpfError(what, -r, -r === 95 ? `${mode} mode is not supported by ${ifc.name}'s driver` : undefined);
+  if (r < 0) throw new BpfError(what, -r, -r === Errno.EOPNOTSUPP ? `${mode} mode is not supported by ${ifc.name}'s driver` : undefined);
   let attached = true;
   const detach = () => {
     if (!attached) return;
