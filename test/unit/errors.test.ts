@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { BpfError, VerifierError, check, lastRelevant } from '../../src/errors.js';
-import { errnoMessage, errnoName, errnoOf, errnoValue } from '../../src/ffi/errno.js';
+import { Errno, errnoMessage, errnoName, errnoOf, errnoValue } from '../../src/ffi/errno.js';
 import { xdpActionName, XdpAction } from '../../src/xdp.js';
 import { mapTypeName, MapType } from '../../src/map.js';
 
@@ -23,8 +23,16 @@ describe('errno names and messages', () => {
     expect(errnoName(22)).toBe('EINVAL');
     expect(errnoName(95)).toBe('EOPNOTSUPP'); // not ENOTSUP
     expect(errnoName(524)).toBe('ENOTSUPP'); // kernel-internal
-    expect(errnoName(4001)).toBe('LIBBPF_ERRNO__LIBELF');
+    expect(errnoName(4000)).toBe('LIBBPF_ERRNO__LIBELF'); // libbpf.h: LIBELF = __LIBBPF_ERRNO__START
+    expect(errnoName(4001)).toBe('LIBBPF_ERRNO__FORMAT');
+    expect(errnoName(4007)).toBe('LIBBPF_ERRNO__VERIFY');
     expect(errnoName(99999)).toBe('E99999');
+  });
+
+  it('names every Errno constant after itself', () => {
+    for (const [name, n] of Object.entries(Errno)) {
+      if (name !== 'LIBBPF_ERRNO__START') expect(errnoName(n)).toBe(name);
+    }
   });
 
   it('maps names back to values', () => {
@@ -70,7 +78,10 @@ describe('BpfError', () => {
     // -1 with errno given separately (the C convention)
     expect(() => check(-1, 'do thing', 13)).toThrow('do thing: Permission denied (EACCES)');
     expect(() => check(-1, 'do thing')).toThrow(/\(EPERM\)$/);
-    try { check(-13, 'load'); } catch (e) { expect((e as BpfError).errno).toBe(13); }
+    let thrown: unknown;
+    try { check(-13, 'load'); } catch (e) { thrown = e; }
+    expect(thrown).toBeInstanceOf(BpfError);
+    expect(thrown).toMatchObject({ errno: Errno.EACCES, code: 'EACCES', op: 'load' });
   });
 });
 
