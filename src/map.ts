@@ -49,6 +49,24 @@ export function mapInfoByFd(fd: number, what = `fd ${fd}`): MapInfoView {
   return { name: i.name, type: i.type, typeName: mapTypeName(i.type), id: i.id, keySize: i.key_size, valueSize: i.value_size, maxEntries: i.max_entries, flags: i.map_flags };
 }
 
+const SIZED_CODECS: Record<number, string> = { 1: 'u8', 2: 'u16', 4: 'u32', 8: 'u64' };
+
+function isCodec(c: unknown): c is Codec<unknown> {
+  const x = c as Partial<Codec<unknown>> | null | undefined;
+  return typeof x === 'object' && x !== null && typeof x.size === 'number' && typeof x.encode === 'function' && typeof x.decode === 'function';
+}
+
+/**
+ * Throws a one-line TypeError when a key or value codec is missing or is not
+ * a Codec, naming the map, the sizes the codecs must have, and the call to make.
+ */
+function requireCodecs(name: string, call: string, keyCodec: unknown, valueCodec: unknown, keySize: number, valueSize: number): void {
+  const bad = [isCodec(keyCodec) ? '' : 'key', isCodec(valueCodec) ? '' : 'value'].filter(Boolean);
+  if (bad.length === 0) return;
+  const suggest = (n: number) => SIZED_CODECS[n] ?? `struct(...) of ${n} bytes`;
+  throw new TypeError(`open map ${name || '(unnamed)'}: no ${bad.join(' and ')} codec given: pass codecs for its ${keySize}-byte key and ${valueSize}-byte value, e.g. ${call}('${name}', ${suggest(keySize)}, ${suggest(valueSize)})`);
+}
+
 abstract class MapBase<K, V> {
   /** The map's name. */
   readonly name: string;
@@ -77,6 +95,7 @@ abstract class MapBase<K, V> {
     this.keySize = src.keySize ?? info!.keySize;
     this.valueSize = src.valueSize ?? info!.valueSize;
     this.maxEntries = src.maxEntries ?? info!.maxEntries;
+    requireCodecs(this.name, perCpu ? 'perCpuMap' : 'map', keyCodec, valueCodec, this.keySize, this.valueSize);
     if (PERCPU_TYPES.has(this.type) !== perCpu) {
       throw new TypeError(`map ${this.name} is a ${mapTypeName(this.type)} map: open it with ${perCpu ? 'map()' : 'perCpuMap()'}`);
     }
@@ -267,6 +286,7 @@ export class BpfMap<K, V> extends MapBase<K, V> {
 
   /** Creates a standalone map (not from an object). Throws a BpfError. */
   static create<K, V>(opts: { type: number; name?: string; maxEntries: number }, keyCodec: Codec<K>, valueCodec: Codec<V>): BpfMap<K, V> {
+    if (!isCodec(keyCodec) || !isCodec(valueCodec)) throw new TypeError(`create map ${opts.name ?? ''}: pass a key codec and a value codec (they give the map's key and value sizes)`.replace(' :', ':'));
     const fd = bpf.map_create(opts.type, opts.name ?? null, keyCodec.size, valueCodec.size, opts.maxEntries, null);
     if (fd < 0) throw new BpfError(`create map ${opts.name ?? ''}`.trim(), -fd);
     return new BpfMap({ fd, name: opts.name ?? '', owned: true }, keyCodec, valueCodec);
