@@ -6,7 +6,7 @@ import { bpf } from './ffi/libbpf.js';
 import { MapInfo, MapBatchOpts, ProgInfo, sizeOf } from './ffi/structs.js';
 import { lastErrno } from './ffi/native.js';
 import { allocNative, closeFd, type NativeBuffer } from './ffi/sys.js';
-import { BpfError, Errno } from './errors.js';
+import { BpfError, Errno, bpfCallError } from './errors.js';
 import type { Codec } from './codec.js';
 
 /** Map types by kernel number (the ones the lessons use and a few more). */
@@ -275,7 +275,7 @@ export class BpfMap<K, V> extends MapBase<K, V> {
   /** Opens a map pinned on bpffs. Throws a BpfError (ENOENT when nothing is pinned there). */
   static openPinned<K, V>(path: string, keyCodec: Codec<K>, valueCodec: Codec<V>): BpfMap<K, V> {
     const fd = bpf.obj_get(path);
-    if (fd < 0) throw new BpfError(`open pinned map ${path}`, -fd || lastErrno());
+    if (fd < 0) throw bpfCallError(`open pinned map ${path}`, -fd || lastErrno());
     try {
       return new BpfMap({ fd, name: '', owned: true }, keyCodec, valueCodec);
     } catch (e) {
@@ -288,7 +288,7 @@ export class BpfMap<K, V> extends MapBase<K, V> {
   static create<K, V>(opts: { type: number; name?: string; maxEntries: number }, keyCodec: Codec<K>, valueCodec: Codec<V>): BpfMap<K, V> {
     if (!isCodec(keyCodec) || !isCodec(valueCodec)) throw new TypeError(`create map ${opts.name ?? ''}: pass a key codec and a value codec (they give the map's key and value sizes)`.replace(' :', ':'));
     const fd = bpf.map_create(opts.type, opts.name ?? null, keyCodec.size, valueCodec.size, opts.maxEntries, null);
-    if (fd < 0) throw new BpfError(`create map ${opts.name ?? ''}`.trim(), -fd);
+    if (fd < 0) throw bpfCallError(`create map ${opts.name ?? ''}`.trim(), -fd);
     return new BpfMap({ fd, name: opts.name ?? '', owned: true }, keyCodec, valueCodec);
   }
 
@@ -373,7 +373,7 @@ export class PerCpuMap<K, V> extends MapBase<K, V> {
   /** Opens a per-CPU map pinned on bpffs. Throws a BpfError (ENOENT when nothing is pinned there) or a TypeError (not a per-CPU map, codec sizes). */
   static openPinned<K, V>(path: string, keyCodec: Codec<K>, valueCodec: Codec<V>): PerCpuMap<K, V> {
     const fd = bpf.obj_get(path);
-    if (fd < 0) throw new BpfError(`open pinned map ${path}`, -fd || lastErrno());
+    if (fd < 0) throw bpfCallError(`open pinned map ${path}`, -fd || lastErrno());
     try {
       return new PerCpuMap({ fd, name: '', owned: true }, keyCodec, valueCodec);
     } catch (e) {

@@ -5,10 +5,13 @@
  * effect, test runs of a program that writes maps and rewrites packets, and
  * close() (twice, and everything unusable after it).
  */
-import { readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { basename, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
-  BpfObject, VerifierError, ProgType, XdpAction, BPF_F_TEST_XDP_LIVE_FRAMES, MapType, u32, u64, struct,
+  BpfObject, BpfError, VerifierError, ProgType, XdpAction, BPF_F_TEST_XDP_LIVE_FRAMES, MapType, u32, u64, struct,
 } from '../src/index.js';
 import { ensureObject, REPO_ROOT } from '../src/cli/build.js';
 import { kernelTests } from './helpers/kernel.js';
@@ -68,6 +71,13 @@ describe.skipIf(!kernelTests())('BpfObject on a real kernel', () => {
       const e = throwsBpf(() => BpfObject.open(p), new RegExp(`^open object ${p}: [^\\n]+ \\([A-Z][A-Z0-9_]+\\)$`));
       expect(e.errno).toBeGreaterThan(0);
       throwsBpf(() => BpfObject.openBuffer(Buffer.from('garbage')), /^open object from memory: [^\n]+ \([A-Z][A-Z0-9_]+\)$/);
+    });
+
+    it('refuses a directory as a directory', () => {
+      const d = `${REPO_ROOT}/bpf`;
+      const e = throwsBpf(() => BpfObject.open(d), `open object ${d}: is a directory, not a BPF object file (a .bpf.o built by clang -target bpf) (EISDIR)`);
+      expect(e.code).toBe('EISDIR');
+      throwsBpf(() => BpfObject.open(`${REPO_ROOT}/package.json`), `open object ${REPO_ROOT}/package.json: not a BPF object file (an ELF .bpf.o built by clang -target bpf) (LIBBPF_ERRNO__FORMAT)`);
     });
 
     it('opens an object from memory', () => {
@@ -131,6 +141,61 @@ describe.skipIf(!kernelTests())('BpfObject on a real kernel', () => {
       expect(e.log.length).toBeGreaterThan(shown.length);
       expect(e.log.some((l) => /^processed \d+ insns/.test(l))).toBe(true);
       expect(e.message).not.toMatch(/processed \d+ insns/);
+    });
+
+    it('blames the program that failed, not one that kept a log before it', () => {
+      for (const logLevel of [0, 1, 2]) {
+        let err: unknown;
+        const obj = BpfObject.open(ensureObject('testdata', 'blame'), { logLevel });
+        try { obj.load(); } catch (e) { err = e; }
+        expect(err).toBeInstanceOf(VerifierError);
+        const e = err as VerifierError;
+        expect(e.program).toBe('rejected');
+        expect(e.message.split('\n')[0]).toBe('load object blame.bpf.o: verifier rejected program rejected:');
+        expect(e.message).toMatch(/invalid access to packet/);
+        expect(e.truncated).toBe(false);
+        // The program before it was loaded, and kept its own log when asked for one.
+        if (logLevel > 0) expect(obj.verifierLog('first_ok')).toMatch(/processed \d+ insns/);
+        obj.close();
+      }
+    });
+
+    it('reports a map the kernel refuses to create as such, not as a verifier rejection', () => {
+      let err: unknown;
+      try { BpfObject.load(ensureObject('testdata', 'badmap'), { logLevel: 1 }); } catch (e) { err = e; }
+      expect(err).toBeInstanceOf(BpfError);
+      expect(err).not.toBeInstanceOf(VerifierError);
+      expect((err as Error).message).toBe('load object badmap.bpf.o: create map no_room: Invalid argument (EINVAL)');
+    });
+
+    it('says when a verifier log filled its buffer (ENOSPC), and does not call it a rejection', () => {
+      for (const obj of [mapsObj, brokenObj]) {
+        let err: unknown;
+        try { BpfObject.load(obj, { logLevel: 2, logSize: 256 }); } catch (e) { err = e; }
+        expect(err).toBeInstanceOf(BpfError);
+        expect(err).not.toBeInstanceOf(VerifierError);
+        const prog = obj === mapsObj ? 'count_packets' : 'hello';
+        expect((err as Error).message).toBe(`load object ${basename(obj)}: load program ${prog}: its verifier log filled the 256-byte buffer, so the kernel refused the load: raise logSize or lower logLevel (ENOSPC)`);
+      }
+    });
+
+    it('says that root (CAP_BPF) is needed when run without privileges, not the RLIMIT_MEMLOCK hint', () => {
+      const tmp = mkdtempSync(join(tmpdir(), 'lbts-object-'));
+      try {
+        // A user namespace: no capabilities in the initial one. TMPDIR keeps tsx's cache out of /tmp.
+        const r = spawnSync('unshare', ['--user', process.execPath, '--import', 'tsx', join(REPO_ROOT, 'test/helpers/unprivileged.ts'), mapsObj], {
+          cwd: REPO_ROOT, encoding: 'utf8', env: { ...process.env, TMPDIR: tmp },
+        });
+        expect(r.stderr).toBe('');
+        const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as { what: string; name: string; message: string });
+        const need = 'operation not permitted: BPF needs root (CAP_BPF, plus CAP_NET_ADMIN for XDP/tc or CAP_PERFMON for tracing; or CAP_SYS_ADMIN) (EPERM)';
+        expect(lines).toEqual([
+          { what: 'load', name: 'BpfError', message: `load object maps.bpf.o: ${need}` },
+          { what: 'create', name: 'BpfError', message: `create map probe: ${need}` },
+        ]);
+      } finally {
+        rmSync(tmp, { recursive: true, force: true });
+      }
     });
 
     it('keeps the verifier log of a loaded program when a log level is asked for', () => {

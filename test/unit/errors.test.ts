@@ -4,7 +4,7 @@
  * XDP actions and map types used in messages.
  */
 import { describe, expect, it } from 'vitest';
-import { BpfError, VerifierError, check, lastRelevant } from '../../src/errors.js';
+import { BpfError, NEEDS_PRIVILEGE, VerifierError, bpfCallError, check, lastRelevant } from '../../src/errors.js';
 import { Errno, errnoMessage, errnoName, errnoOf, errnoValue } from '../../src/ffi/errno.js';
 import { xdpActionName, XdpAction } from '../../src/xdp.js';
 import { mapTypeName, MapType } from '../../src/map.js';
@@ -85,6 +85,16 @@ describe('BpfError', () => {
   });
 });
 
+describe('bpfCallError', () => {
+  it('names the missing privileges for EPERM, and is a plain BpfError otherwise', () => {
+    expect(bpfCallError('create map m', -Errno.EPERM).message).toBe(`create map m: ${NEEDS_PRIVILEGE} (EPERM)`);
+    expect(NEEDS_PRIVILEGE).toMatch(/root \(CAP_BPF/);
+    expect(NEEDS_PRIVILEGE).not.toMatch(/RLIMIT_MEMLOCK|ulimit/);
+    expect(bpfCallError('create map m', Errno.EINVAL).message).toBe('create map m: Invalid argument (EINVAL)');
+    expect(bpfCallError('create map m', Errno.E2BIG, 'too big').message).toBe('create map m: too big (E2BIG)');
+  });
+});
+
 describe('VerifierError and lastRelevant', () => {
   const log = [
     'func#0 @0',
@@ -120,6 +130,13 @@ describe('VerifierError and lastRelevant', () => {
     expect(e.message).toBe(`load object prog.bpf.o: verifier rejected program prog:\n  ${log.slice(4, 10).join('\n  ')} (EACCES)`);
     expect(e.message).not.toContain('processed 5 insns');
     expect(e.message).not.toContain('func#0');
+    expect(e.truncated).toBe(false);
+  });
+
+  it('says when the log filled its buffer', () => {
+    const e = new VerifierError('load object prog.bpf.o', 'prog', 13, log.join('\n'), true);
+    expect(e.truncated).toBe(true);
+    expect(e.message.split('\n')[0]).toBe('load object prog.bpf.o: verifier rejected program prog (log truncated: it filled its buffer; raise logSize):');
   });
 });
 
