@@ -1,14 +1,15 @@
 /** Network interface lookup with clear errors. */
-import { readdirSync } from 'node:fs';
-import { ifIndexToName, ifNameToIndex } from './ffi/sys.js';
+import { ifIndexToName, ifNameToIndex, listInterfaces } from './ffi/sys.js';
 import { BpfError, Errno } from './errors.js';
 
 /** An interface of this network namespace. */
 export interface Interface { readonly name: string; readonly index: number }
 
 /**
- * Resolves an interface name or ifindex in this network namespace.
- * Throws a BpfError (ENODEV) naming the interface and listing the ones that exist.
+ * Resolves an interface name or ifindex in this network namespace (the
+ * calling thread's, as the kernel sees it: right under `nsenter --net` too).
+ * Throws a BpfError (ENODEV) naming the interface and listing the ones of
+ * this namespace. Any kernel.
  */
 export function resolveInterface(iface: string | number): Interface {
   if (typeof iface === 'number') {
@@ -21,8 +22,8 @@ export function resolveInterface(iface: string | number): Interface {
   }
   const index = ifNameToIndex(iface);
   if (index === 0) {
-    let known = '';
-    try { known = readdirSync('/sys/class/net').join(', '); } catch { /* no sysfs */ }
+    const list = listInterfaces();
+    const known = 'errno' in list ? '' : list.map((i) => i.name).join(', ');
     throw new BpfError(`find interface ${iface}`, Errno.ENODEV, `no such interface${known ? ` (have: ${known})` : ''}`);
   }
   return { name: iface, index };

@@ -172,6 +172,8 @@ export const c = {
   if_nametoindex: func<(name: string) => number>(libc, 'unsigned int if_nametoindex(const char *name)'),
   if_indextoname: func<(index: number, buf: Buffer) => string | null>(
     libc, 'const char *if_indextoname(unsigned int index, char *buf)'),
+  if_nameindex: func<() => bigint | null>(libc, 'void *if_nameindex(void)'),
+  if_freenameindex: func<(p: bigint) => void>(libc, 'void if_freenameindex(void *ptr)'),
   mmap: func<(addr: null, len: number, prot: number, flags: number, fd: number, off: number) => bigint>(
     libc, 'void *mmap(void *addr, size_t len, int prot, int flags, int fd, intptr_t off)'),
   munmap: func<(addr: bigint, len: number) => number>(libc, 'int munmap(void *addr, size_t len)'),

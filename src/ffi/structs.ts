@@ -149,3 +149,9 @@ export function decodeStruct<T>(type: TypeObject, buf: Buffer | bigint, offset =
 export function sizeOf(type: TypeObject): number {
   return koffi.sizeof(type);
 }
+
+/** struct if_nameindex (net/if.h): one entry of if_nameindex()'s array, which ends with { 0, NULL }. */
+export const IfNameIndex = koffi.struct('if_nameindex', {
+  if_index: 'unsigned int',
+  if_name: 'char *',
+});
