@@ -15,10 +15,11 @@ import { TcHook, TcOpts, sizeOf } from './ffi/structs.js';
 import { BpfError, Errno } from './errors.js';
 import { Link, type Attachment } from './link.js';
 import { resolveInterface, type Interface } from './netif.js';
+import { probeTcx } from './features.js';
 
 /** Which way the packets go. */
 export type TcDirection = 'ingress' | 'egress';
-/** How to attach: 'auto' tries a TCX link, then clsact. */
+/** How to attach: 'auto' is a TCX link when the kernel has them (probeTcx()), else clsact. */
 export type TcMode = 'auto' | 'tcx' | 'clsact';
 /** Every TcMode, for option parsers. */
 export const TC_MODES: readonly TcMode[] = ['auto', 'tcx', 'clsact'];
@@ -48,8 +49,9 @@ function hookOf(ifindex: number, direction: TcDirection): TcHookIn {
 /**
  * Attaches program `progFd` (named `progName`, type SCHED_CLS) to the
  * ingress or egress of an interface and returns the attachment; detach() is
- * idempotent. Throws a BpfError: ENODEV for an unknown interface, EINVAL for
- * mode 'tcx' on a kernel without TCX links (or a program of another type),
+ * idempotent. 'auto' mode probes the kernel once (probeTcx). Throws a
+ * BpfError: ENODEV for an unknown interface, EINVAL for mode 'tcx' on a
+ * kernel without TCX links (< 6.6) or for a program of another type,
  * what netlink reports for clsact (e.g. EEXIST when `handle`/`priority` are
  * taken).
  */
@@ -59,13 +61,12 @@ export function attachTc(progFd: number, progName: string, iface: string | numbe
   if (!TC_MODES.includes(mode)) throw new BpfError(`attach tc ${progName}`, Errno.EINVAL, `unknown mode '${String(mode)}' (use ${TC_MODES.join(', ')})`);
   if (direction !== 'ingress' && direction !== 'egress') throw new BpfError(`attach tc ${progName}`, Errno.EINVAL, `unknown direction '${String(direction)}' (use ingress or egress)`);
   const what = `attach tc ${progName} to ${ifc.name} ${direction}`;
-  if (mode !== 'clsact') {
+  if (mode === 'tcx' || (mode === 'auto' && probeTcx())) {
     const fd = bpf.link_create(progFd, ifc.index, direction === 'ingress' ? BPF_TCX_INGRESS : BPF_TCX_EGRESS, null);
     if (fd >= 0) return new Link(fd, `tc ${direction} ${progName} on ${ifc.name} (tcx link)`);
     const e = -fd;
-    if (mode === 'tcx' || e !== Errno.EINVAL) {
-      throw new BpfError(what, e, e === Errno.EINVAL && mode === 'tcx' ? 'the kernel has no TCX links (needs 6.6), or the program is not a tc program' : undefined);
-    }
+    const cause = e !== Errno.EINVAL ? undefined : probeTcx() ? 'the program is not a tc (SCHED_CLS) program' : 'the kernel has no TCX links (needs 6.6); use clsact';
+    throw new BpfError(what, e, cause);
   }
   return attachClsact(progFd, progName, ifc, direction, opts, what);
 }

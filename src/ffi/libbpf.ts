@@ -115,6 +115,8 @@ export const bpf = {
     libbpf, 'int bpf_prog_get_next_id(uint32_t start_id, uint32_t *next_id)'),
   prog_test_run_opts: func<(fd: number, opts: TestRunOptsIn) => number>(
     libbpf, 'int bpf_prog_test_run_opts(int prog_fd, _Inout_ bpf_test_run_opts *opts)'),
+  prog_load: func<(type: number, name: string | null, license: string, insns: Buffer, insnCnt: number, opts: Buffer | null) => number>(
+    libbpf, 'int bpf_prog_load(int prog_type, const char *prog_name, const char *license, const void *insns, size_t insn_cnt, const void *opts)'),
   link_create: func<(progFd: number, targetFd: number, attachType: number, opts: Record<string, unknown> | null) => number>(
     libbpf, 'int bpf_link_create(int prog_fd, int target_fd, int attach_type, const bpf_link_create_opts *opts)'),
   link_detach: func<(fd: number) => number>(libbpf, 'int bpf_link_detach(int link_fd)'),
