@@ -25,6 +25,11 @@ export interface OpenOptions {
 /** A map of an object, as the object describes it (before or after load). */
 export interface ObjectMapInfo { name: string; type: number; typeName: string; keySize: number; valueSize: number; maxEntries: number }
 
+/**
+ * A BPF object file: open() (or openBuffer()), configure (setConst,
+ * setMaxEntries), load(), then its programs and maps. Needs root (CAP_BPF)
+ * to load; any kernel with BPF (features such as ring buffers need newer).
+ */
 export class BpfObject {
   #ptr: ObjPtr | null;
   #loaded = false;

@@ -13,6 +13,7 @@ import { probeXdpLink } from './features.js';
 
 /** XDP attach modes. */
 export type XdpMode = 'skb' | 'native' | 'hw';
+/** Every XdpMode, for option parsers. */
 export const XDP_MODES: readonly XdpMode[] = ['skb', 'native', 'hw'];
 const MODE_FLAGS: Record<XdpMode, number> = { skb: 1 << 1, native: 1 << 2, hw: 1 << 3 };
 const XDP_FLAGS_UPDATE_IF_NOEXIST = 1;

@@ -31,6 +31,11 @@ export interface TcHookIn { sz: number; ifindex: number; attach_point: number; p
 export interface TcOptsIn { sz: number; prog_fd: number; flags: number; prog_id: number; handle: number; priority: number }
 export interface BatchOpts { sz: number; elem_flags: number; flags: number }
 
+/**
+ * libbpf's functions used by the typed API, by libbpf name without the
+ * prefix (bpf_object__load -> object_load). They return libbpf's raw values
+ * (-errno, or NULL with errno set) and never throw.
+ */
 export const bpf = {
   // object
   object_open_file: func<(path: string, opts: Buffer | null) => ObjPtr | null>(
