@@ -2,9 +2,9 @@
  * Errors raised by the typed API: short "verb object: cause" messages that
  * carry the errno, and a verifier rejection that carries the verifier's log.
  */
-import { errnoMessage, errnoName, errnoOf } from './ffi/errno.js';
+import { Errno, errnoMessage, errnoName, errnoOf } from './ffi/errno.js';
 
-export { Errno } from './ffi/errno.js';
+export { Errno };
 
 /** A failed libbpf or kernel operation. */
 export class BpfError extends Error {
@@ -33,12 +33,32 @@ export class VerifierError extends BpfError {
   /** The program's name. */
   readonly program: string;
 
-  constructor(op: string, program: string, errno: number, log: string) {
+  /** True when the log filled its buffer: its end (or start) is missing. */
+  readonly truncated: boolean;
+
+  constructor(op: string, program: string, errno: number, log: string, truncated = false) {
     const lines = log.split('\n').filter((l) => l.length > 0);
-    super(op, errno, `verifier rejected program ${program}:\n  ${lastRelevant(lines).join('\n  ')}`);
+    const note = truncated ? ' (log truncated: it filled its buffer; raise logSize)' : '';
+    super(op, errno, `verifier rejected program ${program}${note}:\n  ${lastRelevant(lines).join('\n  ')}`);
     this.log = lines;
     this.program = program;
+    this.truncated = truncated;
   }
+}
+
+/**
+ * The cause given for EPERM from the bpf() syscall: the privileges it needs
+ * (libbpf's own hint about RLIMIT_MEMLOCK is misleading on kernels >= 5.11,
+ * which account BPF memory to memory cgroups, not to that limit).
+ */
+export const NEEDS_PRIVILEGE = 'operation not permitted: BPF needs root (CAP_BPF, plus CAP_NET_ADMIN for XDP/tc or CAP_PERFMON for tracing; or CAP_SYS_ADMIN)';
+
+/**
+ * The BpfError of a failed bpf() call: EPERM says which privileges are
+ * missing (NEEDS_PRIVILEGE), other errnos give libc's message or `detail`.
+ */
+export function bpfCallError(op: string, errno: number, detail?: string): BpfError {
+  return new BpfError(op, errno, Math.abs(errno) === Errno.EPERM ? NEEDS_PRIVILEGE : detail);
 }
 
 /**

@@ -6,7 +6,7 @@
 import { unlinkSync } from 'node:fs';
 import { bpf } from './ffi/libbpf.js';
 import { closeFd } from './ffi/sys.js';
-import { BpfError } from './errors.js';
+import { BpfError, Errno } from './errors.js';
 
 /** Anything attached that can be detached. detach() is safe to call twice. */
 export interface Attachment {
@@ -42,7 +42,7 @@ export class Link implements Attachment {
    * attached until unpin()). Throws a BpfError.
    */
   pin(path: string): void {
-    if (this.#fd < 0) throw new BpfError(`pin link ${this.description}`, 9, 'link is detached');
+    if (this.#fd < 0) throw new BpfError(`pin link ${this.description}`, Errno.EBADF, 'link is detached');
     const r = bpf.obj_pin(this.#fd, path);
     if (r < 0) throw new BpfError(`pin link ${this.description} at ${path}`, -r);
     this.#pinned = path;

@@ -6,7 +6,7 @@ import { bpf } from './ffi/libbpf.js';
 import { MapInfo, MapBatchOpts, ProgInfo, sizeOf } from './ffi/structs.js';
 import { lastErrno } from './ffi/native.js';
 import { allocNative, closeFd, type NativeBuffer } from './ffi/sys.js';
-import { BpfError } from './errors.js';
+import { BpfError, Errno, bpfCallError } from './errors.js';
 import type { Codec } from './codec.js';
 
 /** Map types by kernel number (the ones the lessons use and a few more). */
@@ -49,6 +49,24 @@ export function mapInfoByFd(fd: number, what = `fd ${fd}`): MapInfoView {
   return { name: i.name, type: i.type, typeName: mapTypeName(i.type), id: i.id, keySize: i.key_size, valueSize: i.value_size, maxEntries: i.max_entries, flags: i.map_flags };
 }
 
+const SIZED_CODECS: Record<number, string> = { 1: 'u8', 2: 'u16', 4: 'u32', 8: 'u64' };
+
+function isCodec(c: unknown): c is Codec<unknown> {
+  const x = c as Partial<Codec<unknown>> | null | undefined;
+  return typeof x === 'object' && x !== null && typeof x.size === 'number' && typeof x.encode === 'function' && typeof x.decode === 'function';
+}
+
+/**
+ * Throws a one-line TypeError when a key or value codec is missing or is not
+ * a Codec, naming the map, the sizes the codecs must have, and the call to make.
+ */
+function requireCodecs(name: string, call: string, keyCodec: unknown, valueCodec: unknown, keySize: number, valueSize: number): void {
+  const bad = [isCodec(keyCodec) ? '' : 'key', isCodec(valueCodec) ? '' : 'value'].filter(Boolean);
+  if (bad.length === 0) return;
+  const suggest = (n: number) => SIZED_CODECS[n] ?? `struct(...) of ${n} bytes`;
+  throw new TypeError(`open map ${name || '(unnamed)'}: no ${bad.join(' and ')} codec given: pass codecs for its ${keySize}-byte key and ${valueSize}-byte value, e.g. ${call}('${name}', ${suggest(keySize)}, ${suggest(valueSize)})`);
+}
+
 abstract class MapBase<K, V> {
   /** The map's name. */
   readonly name: string;
@@ -77,6 +95,7 @@ abstract class MapBase<K, V> {
     this.keySize = src.keySize ?? info!.keySize;
     this.valueSize = src.valueSize ?? info!.valueSize;
     this.maxEntries = src.maxEntries ?? info!.maxEntries;
+    requireCodecs(this.name, perCpu ? 'perCpuMap' : 'map', keyCodec, valueCodec, this.keySize, this.valueSize);
     if (PERCPU_TYPES.has(this.type) !== perCpu) {
       throw new TypeError(`map ${this.name} is a ${mapTypeName(this.type)} map: open it with ${perCpu ? 'map()' : 'perCpuMap()'}`);
     }
@@ -95,7 +114,7 @@ abstract class MapBase<K, V> {
 
   /** The map's file descriptor. Throws when the map was closed. */
   get fd(): number {
-    if (this.#fd < 0) throw new BpfError(`use map ${this.name}`, 9 /* EBADF */, 'map is closed');
+    if (this.#fd < 0) throw new BpfError(`use map ${this.name}`, Errno.EBADF, 'map is closed');
     return this.#fd;
   }
 
@@ -114,7 +133,7 @@ abstract class MapBase<K, V> {
     this.keyCodec.encode(key, this.keyBuf, 0);
     const r = bpf.map_lookup_elem_at(this.#fd, this.keyAt, this.valAt);
     if (r === 0) return true;
-    if (r === -2) return false;
+    if (r === -Errno.ENOENT) return false;
     throw new BpfError(`look up in map ${this.name}`, -r);
   }
 
@@ -129,7 +148,7 @@ abstract class MapBase<K, V> {
     this.keyCodec.encode(key, this.keyBuf, 0);
     const r = bpf.map_delete_elem_at(this.fd, this.keyAt);
     if (r === 0) return true;
-    if (r === -2) return false;
+    if (r === -Errno.ENOENT) return false;
     throw new BpfError(`delete from map ${this.name}`, -r);
   }
 
@@ -139,7 +158,7 @@ abstract class MapBase<K, V> {
     const e = -r;
     const isArray = this.type === MapType.ARRAY || this.type === MapType.PERCPU_ARRAY;
     const full = isArray ? `index out of range (the array has ${this.maxEntries} entries)` : `map is full (${this.maxEntries} entries)`;
-    const detail = e === 17 ? 'key already exists' : e === 2 && flag === 'exist' ? 'no such key' : e === 7 ? full : undefined;
+    const detail = e === Errno.EEXIST ? 'key already exists' : e === Errno.ENOENT && flag === 'exist' ? 'no such key' : e === Errno.E2BIG ? full : undefined;
     throw new BpfError(`update map ${this.name}`, e, detail);
   }
 
@@ -150,7 +169,7 @@ abstract class MapBase<K, V> {
     let first = true;
     for (;;) {
       const r = bpf.map_get_next_key(this.fd, first ? null : cur, next);
-      if (r === -2) return;
+      if (r === -Errno.ENOENT) return;
       if (r < 0) throw new BpfError(`iterate map ${this.name}`, -r);
       first = false;
       next.copy(cur);
@@ -191,15 +210,15 @@ abstract class MapBase<K, V> {
       count[0] = n;
       const r = bpf.map_lookup_batch(this.fd, inBatch, outBatch, keys, values, count, opts);
       const e = r < 0 ? -r : 0;
-      if (e === 28 /* ENOSPC: a bucket holds more than n */ && count[0] === 0) {
+      if (e === Errno.ENOSPC /* a bucket holds more than n */ && count[0] === 0) {
         n *= 2;
         keys = Buffer.alloc(n * this.keySize);
         values = Buffer.alloc(n * vsize);
         continue;
       }
-      if (e !== 0 && e !== 2) throw new BpfError(`batch lookup in map ${this.name}`, e);
+      if (e !== 0 && e !== Errno.ENOENT) throw new BpfError(`batch lookup in map ${this.name}`, e);
       if (count[0] > 0) yield { keys, values, count: count[0] };
-      if (e === 2) return; // ENOENT: no more entries
+      if (e === Errno.ENOENT) return; // ENOENT: no more entries
       inBatch = outBatch;
       outBatch = outBatch === tokenA ? tokenB : tokenA;
     }
@@ -256,7 +275,7 @@ export class BpfMap<K, V> extends MapBase<K, V> {
   /** Opens a map pinned on bpffs. Throws a BpfError (ENOENT when nothing is pinned there). */
   static openPinned<K, V>(path: string, keyCodec: Codec<K>, valueCodec: Codec<V>): BpfMap<K, V> {
     const fd = bpf.obj_get(path);
-    if (fd < 0) throw new BpfError(`open pinned map ${path}`, -fd || lastErrno());
+    if (fd < 0) throw bpfCallError(`open pinned map ${path}`, -fd || lastErrno());
     try {
       return new BpfMap({ fd, name: '', owned: true }, keyCodec, valueCodec);
     } catch (e) {
@@ -267,8 +286,9 @@ export class BpfMap<K, V> extends MapBase<K, V> {
 
   /** Creates a standalone map (not from an object). Throws a BpfError. */
   static create<K, V>(opts: { type: number; name?: string; maxEntries: number }, keyCodec: Codec<K>, valueCodec: Codec<V>): BpfMap<K, V> {
+    if (!isCodec(keyCodec) || !isCodec(valueCodec)) throw new TypeError(`create map ${opts.name ?? ''}: pass a key codec and a value codec (they give the map's key and value sizes)`.replace(' :', ':'));
     const fd = bpf.map_create(opts.type, opts.name ?? null, keyCodec.size, valueCodec.size, opts.maxEntries, null);
-    if (fd < 0) throw new BpfError(`create map ${opts.name ?? ''}`.trim(), -fd);
+    if (fd < 0) throw bpfCallError(`create map ${opts.name ?? ''}`.trim(), -fd);
     return new BpfMap({ fd, name: opts.name ?? '', owned: true }, keyCodec, valueCodec);
   }
 
@@ -328,7 +348,7 @@ export class BpfMap<K, V> extends MapBase<K, V> {
    * noexist/exist: use set() for those).
    */
   updateBatch(entries: Array<readonly [K, V]>, flag: UpdateFlag = 'any'): number {
-    if (flag !== 'any') throw new BpfError(`batch update map ${this.name}`, 22, `the kernel's batch update takes no '${flag}' flag: use set(key, value, '${flag}')`);
+    if (flag !== 'any') throw new BpfError(`batch update map ${this.name}`, Errno.EINVAL, `the kernel's batch update takes no '${flag}' flag: use set(key, value, '${flag}')`);
     if (entries.length === 0) return 0;
     const kb = Buffer.alloc(entries.length * this.keySize);
     const vb = Buffer.alloc(entries.length * this.valueSize);
@@ -338,7 +358,7 @@ export class BpfMap<K, V> extends MapBase<K, V> {
     });
     const count = new Uint32Array([entries.length]);
     const r = bpf.map_update_batch(this.fd, kb, vb, count, { sz: sizeOf(MapBatchOpts), elem_flags: FLAGS[flag], flags: 0 });
-    if (r < 0) throw new BpfError(`batch update map ${this.name}`, -r, -r === 7 ? `map is full (${this.maxEntries} entries)` : undefined);
+    if (r < 0) throw new BpfError(`batch update map ${this.name}`, -r, -r === Errno.E2BIG ? `map is full (${this.maxEntries} entries)` : undefined);
     return count[0];
   }
 }
@@ -353,7 +373,7 @@ export class PerCpuMap<K, V> extends MapBase<K, V> {
   /** Opens a per-CPU map pinned on bpffs. Throws a BpfError (ENOENT when nothing is pinned there) or a TypeError (not a per-CPU map, codec sizes). */
   static openPinned<K, V>(path: string, keyCodec: Codec<K>, valueCodec: Codec<V>): PerCpuMap<K, V> {
     const fd = bpf.obj_get(path);
-    if (fd < 0) throw new BpfError(`open pinned map ${path}`, -fd || lastErrno());
+    if (fd < 0) throw bpfCallError(`open pinned map ${path}`, -fd || lastErrno());
     try {
       return new PerCpuMap({ fd, name: '', owned: true }, keyCodec, valueCodec);
     } catch (e) {

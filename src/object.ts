@@ -2,12 +2,14 @@
  * A BPF object file (clang's .bpf.o): open, configure, load, then find its
  * programs and maps. close() releases everything, and is safe to call twice.
  */
+import { statSync } from 'node:fs';
 import { basename } from 'node:path';
 import { bpf, viewOf, type MapPtr, type ObjPtr } from './ffi/libbpf.js';
 import { btfDatasecVars } from './ffi/btf.js';
 import { lastErrno } from './ffi/native.js';
 import { takeLibbpfWarnings } from './ffi/log.js';
-import { BpfError, VerifierError } from './errors.js';
+import { BpfError, Errno, NEEDS_PRIVILEGE, VerifierError, bpfCallError } from './errors.js';
+import { errnoMessage } from './ffi/errno.js';
 import { Program } from './program.js';
 import { BpfMap, PerCpuMap, mapTypeName } from './map.js';
 import type { Codec } from './codec.js';
@@ -23,6 +25,11 @@ export interface OpenOptions {
 /** A map of an object, as the object describes it (before or after load). */
 export interface ObjectMapInfo { name: string; type: number; typeName: string; keySize: number; valueSize: number; maxEntries: number }
 
+/**
+ * A BPF object file: open() (or openBuffer()), configure (setConst,
+ * setMaxEntries), load(), then its programs and maps. Needs root (CAP_BPF)
+ * to load; any kernel with BPF (features such as ring buffers need newer).
+ */
 export class BpfObject {
   #ptr: ObjPtr | null;
   #loaded = false;
@@ -54,6 +61,7 @@ export class BpfObject {
 
   /** Opens an object file (not loaded yet). Throws a BpfError (ENOENT for a missing file, EINVAL for a bad ELF). */
   static open(path: string, opts: OpenOptions = {}): BpfObject {
+    checkObjectPath(`open object ${path}`, path);
     takeLibbpfWarnings();
     const ptr = bpf.object_open_file(path, null);
     if (!ptr) throw openError(`open object ${path}`, lastErrno());
@@ -80,7 +88,7 @@ export class BpfObject {
   }
 
   get #p(): ObjPtr {
-    if (!this.#ptr) throw new BpfError(`use object ${this.name}`, 9, 'object is closed');
+    if (!this.#ptr) throw new BpfError(`use object ${this.name}`, Errno.EBADF, 'object is closed');
     return this.#ptr;
   }
 
@@ -97,7 +105,7 @@ export class BpfObject {
   /** The program called `name`. Throws a BpfError (ENOENT) naming the ones that exist. */
   program(name?: string): Program {
     const p = name === undefined ? this.#programs[0] : this.#programs.find((x) => x.name === name);
-    if (!p) throw new BpfError(`find program ${name ?? ''} in ${this.name}`.replace('  ', ' '), 2, `no such program (have: ${this.#programs.map((x) => x.name).join(', ') || 'none'})`);
+    if (!p) throw new BpfError(`find program ${name ?? ''} in ${this.name}`.replace('  ', ' '), Errno.ENOENT, `no such program (have: ${this.#programs.map((x) => x.name).join(', ') || 'none'})`);
     return p;
   }
 
@@ -112,13 +120,13 @@ export class BpfObject {
   #map(name: string): MapPtr {
     this.#p;
     const m = this.#maps.get(name);
-    if (!m) throw new BpfError(`find map ${name} in ${this.name}`, 2, `no such map (have: ${[...this.#maps.keys()].join(', ') || 'none'})`);
+    if (!m) throw new BpfError(`find map ${name} in ${this.name}`, Errno.ENOENT, `no such map (have: ${[...this.#maps.keys()].join(', ') || 'none'})`);
     return m;
   }
 
   /** Sets a map's max_entries before load (e.g. a ring buffer's size). Throws a BpfError. */
   setMaxEntries(mapName: string, n: number): this {
-    if (this.#loaded) throw new BpfError(`resize map ${mapName}`, 16, 'object is already loaded');
+    if (this.#loaded) throw new BpfError(`resize map ${mapName}`, Errno.EBUSY, 'object is already loaded');
     const r = bpf.map_set_max_entries(this.#map(mapName), n);
     if (r < 0) throw new BpfError(`resize map ${mapName} to ${n}`, -r);
     return this;
@@ -130,14 +138,14 @@ export class BpfObject {
    * variable's size. Throws a BpfError when there is no such variable.
    */
   setConst(name: string, value: number | bigint | Uint8Array): this {
-    if (this.#loaded) throw new BpfError(`set ${name}`, 16, 'object is already loaded');
+    if (this.#loaded) throw new BpfError(`set ${name}`, Errno.EBUSY, 'object is already loaded');
     const entry = [...this.#maps.entries()].find(([n]) => n.endsWith('.rodata'));
     const btf = bpf.object_btf(this.#p);
     const v = entry && btf ? btfDatasecVars(btf, '.rodata').find((x) => x.name === name) : undefined;
-    if (!entry || !v) throw new BpfError(`set ${name} in ${this.name}`, 2, 'no such const volatile variable in .rodata');
+    if (!entry || !v) throw new BpfError(`set ${name} in ${this.name}`, Errno.ENOENT, 'no such const volatile variable in .rodata');
     const size: [number | bigint] = [0];
     const init = bpf.map_initial_value(entry[1], size);
-    if (!init) throw new BpfError(`set ${name} in ${this.name}`, 22, '.rodata has no initial value');
+    if (!init) throw new BpfError(`set ${name} in ${this.name}`, Errno.EINVAL, '.rodata has no initial value');
     const data = Buffer.from(viewOf(init, Number(size[0])).slice(0));
     if (value instanceof Uint8Array) {
       if (value.length !== v.size) throw new RangeError(`${name} is ${v.size} bytes, got ${value.length}`);
@@ -153,38 +161,60 @@ export class BpfObject {
   }
 
   /**
-   * Loads every program and creates every map. Throws a VerifierError with
-   * the verifier's log when the kernel rejects a program, or a BpfError.
+   * Loads every program and creates every map. Throws a VerifierError (the
+   * program the verifier rejected, with its log) only for a verifier
+   * rejection (EACCES/EINVAL with a log); otherwise a BpfError naming the
+   * program or map that failed: ENOSPC when a program's verifier log filled
+   * its buffer (logSize), EPERM without root/CAP_BPF. Kernel >= 5.2 for
+   * log levels above 0 with large programs, any BPF kernel otherwise.
    */
   load(): this {
     if (this.#loaded) return this;
     for (const buf of this.#logBufs.values()) buf[0] = 0;
     takeLibbpfWarnings();
     const r = bpf.object_load(this.#p);
-    if (r < 0) {
-      const e = -r;
-      for (const [prog, buf] of this.#logBufs) {
-        const end = buf.indexOf(0);
-        const log = buf.toString('utf8', 0, end < 0 ? buf.length : end);
-        if (log.trim()) throw new VerifierError(`load object ${basename(this.source)}`, prog.name, e, log);
-      }
-      const warn = takeLibbpfWarnings().map((l) => l.replace(/^libbpf: /, '')).filter((l) => !/^(failed to load object|Error loading)/.test(l));
-      throw new BpfError(`load object ${basename(this.source)}`, e, warn.length ? `${warn[warn.length - 1]}` : undefined);
-    }
+    if (r < 0) throw this.#loadError(-r, takeLibbpfWarnings().map((l) => l.replace(/^libbpf: /, '')));
     this.#loaded = true;
     return this;
+  }
+
+  /**
+   * The error of a failed load, from its errno and libbpf's warnings, which
+   * name the program that failed ("prog 'x': failed to load") or the map
+   * that could not be created. Only that program's verifier log is read.
+   */
+  #loadError(e: number, warnings: string[]): BpfError {
+    const op = `load object ${basename(this.source)}`;
+    const named = (re: RegExp) => warnings.map((l) => re.exec(l)?.[1]).filter((x) => x !== undefined).pop();
+    const mapName = named(/^map '([^']+)': failed to create/);
+    if (mapName !== undefined) {
+      return new BpfError(op, e, `create map ${mapName}: ${e === Errno.EPERM ? NEEDS_PRIVILEGE : errnoMessage(e)}`);
+    }
+    const progName = named(/^prog '([^']+)': (?:BPF program load failed|failed to load)/);
+    const prog = progName === undefined ? undefined : this.#programs.find((p) => p.name === progName);
+    if (e === Errno.EPERM) return new BpfError(op, e, progName ? `load program ${progName}: ${NEEDS_PRIVILEGE}` : NEEDS_PRIVILEGE);
+    if (prog) {
+      const buf = this.#logBufs.get(prog)!;
+      const log = logText(buf);
+      const full = log.length >= buf.length - 1;
+      if (e === Errno.ENOSPC) {
+        return new BpfError(op, e, `load program ${prog.name}: its verifier log filled the ${buf.length}-byte buffer, so the kernel refused the load: raise logSize or lower logLevel`);
+      }
+      if ((e === Errno.EACCES || e === Errno.EINVAL) && log.trim()) return new VerifierError(op, prog.name, e, log, full);
+      return new BpfError(op, e, `load program ${prog.name}: ${errnoMessage(e)}`);
+    }
+    const rest = warnings.filter((l) => !/^(failed to load object|Error loading|prog '[^']+': failed to load|permission error while running as root)/.test(l));
+    return new BpfError(op, e, rest.length ? rest[rest.length - 1] : undefined);
   }
 
   /** The verifier log of a program (with logLevel > 0, also after a successful load). */
   verifierLog(program: string): string {
     const buf = this.#logBufs.get(this.program(program));
-    if (!buf) return '';
-    const end = buf.indexOf(0);
-    return buf.toString('utf8', 0, end < 0 ? buf.length : end);
+    return buf ? logText(buf) : '';
   }
 
   #source(name: string) {
-    if (!this.#loaded) throw new BpfError(`open map ${name}`, 22, 'object is not loaded yet');
+    if (!this.#loaded) throw new BpfError(`open map ${name}`, Errno.EINVAL, 'object is not loaded yet');
     const m = this.#map(name);
     return { fd: bpf.map_fd(m), name, owned: false, type: bpf.map_type(m), keySize: bpf.map_key_size(m), valueSize: bpf.map_value_size(m), maxEntries: bpf.map_max_entries(m) };
   }
@@ -225,8 +255,25 @@ export class BpfObject {
   }
 }
 
+/** The NUL-terminated text in a log buffer. */
+function logText(buf: Buffer): string {
+  const end = buf.indexOf(0);
+  return buf.toString('utf8', 0, end < 0 ? buf.length : end);
+}
+
+/** Refuses, before libbpf sees it, a path that is not a regular file. */
+function checkObjectPath(op: string, path: string): void {
+  let st;
+  try { st = statSync(path); } catch { return; } // libbpf reports it (ENOENT, EACCES)
+  if (st.isDirectory()) throw new BpfError(op, Errno.EISDIR, 'is a directory, not a BPF object file (a .bpf.o built by clang -target bpf)');
+}
+
 function openError(op: string, errno: number): BpfError {
   const warn = takeLibbpfWarnings().map((l) => l.replace(/^libbpf: /, ''));
-  if (errno === 2) return new BpfError(op, 2, 'no such file');
-  return new BpfError(op, errno || 22, warn.length ? warn[warn.length - 1] : undefined);
+  if (errno === Errno.ENOENT) return new BpfError(op, Errno.ENOENT, 'no such file');
+  if (errno === Errno.EPERM) return bpfCallError(op, errno);
+  if (errno === Errno.LIBBPF_ERRNO__LIBELF || errno === Errno.LIBBPF_ERRNO__FORMAT) {
+    return new BpfError(op, errno, 'not a BPF object file (an ELF .bpf.o built by clang -target bpf)');
+  }
+  return new BpfError(op, errno || Errno.EINVAL, warn.length ? warn[warn.length - 1] : undefined);
 }

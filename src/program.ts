@@ -1,7 +1,7 @@
 /** BPF programs of an object: identity, attach, and test runs. */
 import { bpf, type ProgPtr } from './ffi/libbpf.js';
 import { TestRunOpts, sizeOf } from './ffi/structs.js';
-import { BpfError } from './errors.js';
+import { BpfError, Errno } from './errors.js';
 import { attachXdp, type XdpAttachOptions } from './xdp.js';
 import { attachTc, type TcAttachOptions, type TcDirection } from './tc.js';
 import type { Attachment, Link } from './link.js';
@@ -57,7 +57,7 @@ export class Program {
 
   /** @internal */
   get _ptr(): ProgPtr {
-    if (!this.alive()) throw new BpfError(`use program ${this.name}`, 9, 'its object is closed');
+    if (!this.alive()) throw new BpfError(`use program ${this.name}`, Errno.EBADF, 'its object is closed');
     return this.ptr;
   }
 

@@ -12,13 +12,14 @@
  */
 import { bpf, type TcHookIn, type TcOptsIn } from './ffi/libbpf.js';
 import { TcHook, TcOpts, sizeOf } from './ffi/structs.js';
-import { BpfError } from './errors.js';
+import { BpfError, Errno } from './errors.js';
 import { Link, type Attachment } from './link.js';
 import { resolveInterface, type Interface } from './netif.js';
+import { probeTcx } from './features.js';
 
 /** Which way the packets go. */
 export type TcDirection = 'ingress' | 'egress';
-/** How to attach: 'auto' tries a TCX link, then clsact. */
+/** How to attach: 'auto' is a TCX link when the kernel has them (probeTcx()), else clsact. */
 export type TcMode = 'auto' | 'tcx' | 'clsact';
 /** Every TcMode, for option parsers. */
 export const TC_MODES: readonly TcMode[] = ['auto', 'tcx', 'clsact'];
@@ -37,10 +38,6 @@ const BPF_TCX_INGRESS = 46;
 const BPF_TCX_EGRESS = 47;
 const BPF_TC_INGRESS = 1;
 const BPF_TC_EGRESS = 2;
-const EEXIST = 17;
-const ENOENT = 2;
-const ENODEV = 19;
-const EINVAL = 22;
 
 /** clsact qdiscs this process uses, by ifindex: whether it created each, and how many of its filters are on it. */
 const clsact = new Map<number, { created: boolean; refs: number }>();
@@ -52,24 +49,24 @@ function hookOf(ifindex: number, direction: TcDirection): TcHookIn {
 /**
  * Attaches program `progFd` (named `progName`, type SCHED_CLS) to the
  * ingress or egress of an interface and returns the attachment; detach() is
- * idempotent. Throws a BpfError: ENODEV for an unknown interface, EINVAL for
- * mode 'tcx' on a kernel without TCX links (or a program of another type),
+ * idempotent. 'auto' mode probes the kernel once (probeTcx). Throws a
+ * BpfError: ENODEV for an unknown interface, EINVAL for mode 'tcx' on a
+ * kernel without TCX links (< 6.6) or for a program of another type,
  * what netlink reports for clsact (e.g. EEXIST when `handle`/`priority` are
  * taken).
  */
 export function attachTc(progFd: number, progName: string, iface: string | number, direction: TcDirection, opts: TcAttachOptions = {}): Link | Attachment {
   const ifc: Interface = resolveInterface(iface);
   const mode = opts.mode ?? 'auto';
-  if (!TC_MODES.includes(mode)) throw new BpfError(`attach tc ${progName}`, EINVAL, `unknown mode '${String(mode)}' (use ${TC_MODES.join(', ')})`);
-  if (direction !== 'ingress' && direction !== 'egress') throw new BpfError(`attach tc ${progName}`, EINVAL, `unknown direction '${String(direction)}' (use ingress or egress)`);
+  if (!TC_MODES.includes(mode)) throw new BpfError(`attach tc ${progName}`, Errno.EINVAL, `unknown mode '${String(mode)}' (use ${TC_MODES.join(', ')})`);
+  if (direction !== 'ingress' && direction !== 'egress') throw new BpfError(`attach tc ${progName}`, Errno.EINVAL, `unknown direction '${String(direction)}' (use ingress or egress)`);
   const what = `attach tc ${progName} to ${ifc.name} ${direction}`;
-  if (mode !== 'clsact') {
+  if (mode === 'tcx' || (mode === 'auto' && probeTcx())) {
     const fd = bpf.link_create(progFd, ifc.index, direction === 'ingress' ? BPF_TCX_INGRESS : BPF_TCX_EGRESS, null);
     if (fd >= 0) return new Link(fd, `tc ${direction} ${progName} on ${ifc.name} (tcx link)`);
     const e = -fd;
-    if (mode === 'tcx' || e !== EINVAL) {
-      throw new BpfError(what, e, e === EINVAL && mode === 'tcx' ? 'the kernel has no TCX links (needs 6.6), or the program is not a tc program' : undefined);
-    }
+    const cause = e !== Errno.EINVAL ? undefined : probeTcx() ? 'the program is not a tc (SCHED_CLS) program' : 'the kernel has no TCX links (needs 6.6); use clsact';
+    throw new BpfError(what, e, cause);
   }
   return attachClsact(progFd, progName, ifc, direction, opts, what);
 }
@@ -79,7 +76,7 @@ function attachClsact(progFd: number, progName: string, ifc: Interface, directio
   let q = clsact.get(ifc.index);
   if (!q) {
     const r = bpf.tc_hook_create(hook);
-    if (r < 0 && -r !== EEXIST) throw new BpfError(`${what}: create clsact qdisc`, -r);
+    if (r < 0 && -r !== Errno.EEXIST) throw new BpfError(`${what}: create clsact qdisc`, -r);
     q = { created: r === 0, refs: 0 };
     clsact.set(ifc.index, q);
   }
@@ -87,7 +84,7 @@ function attachClsact(progFd: number, progName: string, ifc: Interface, directio
   const r = bpf.tc_attach(hook, tcOpts);
   if (r < 0) {
     release(ifc.index);
-    throw new BpfError(what, -r, -r === EEXIST ? `a filter with handle ${opts.handle ?? 0} and priority ${opts.priority ?? 0} exists` : undefined);
+    throw new BpfError(what, -r, -r === Errno.EEXIST ? `a filter with handle ${opts.handle ?? 0} and priority ${opts.priority ?? 0} exists` : undefined);
   }
   q.refs++;
   const { handle, priority } = tcOpts;
@@ -99,7 +96,7 @@ function attachClsact(progFd: number, progName: string, ifc: Interface, directio
     q!.refs--;
     release(ifc.index);
     // Gone already (the interface, or someone removed the qdisc): nothing left to detach.
-    if (d < 0 && -d !== ENOENT && -d !== ENODEV && -d !== EINVAL) throw new BpfError(`detach tc ${progName} from ${ifc.name} ${direction}`, -d);
+    if (d < 0 && -d !== Errno.ENOENT && -d !== Errno.ENODEV && -d !== Errno.EINVAL) throw new BpfError(`detach tc ${progName} from ${ifc.name} ${direction}`, -d);
   };
   const created = q.created ? ', qdisc created' : '';
   return { description: `tc ${direction} ${progName} on ${ifc.name} (clsact, handle ${handle}, priority ${priority}${created})`, detach, [Symbol.dispose]: detach };

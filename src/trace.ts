@@ -7,7 +7,7 @@
  */
 import { closeSync, constants, existsSync, mkdirSync, openSync, readSync } from 'node:fs';
 import { isTracefs, mountFs } from './ffi/sys.js';
-import { BpfError } from './errors.js';
+import { BpfError, Errno } from './errors.js';
 import { errnoName } from './ffi/errno.js';
 
 const CANDIDATES = ['/sys/kernel/tracing', '/sys/kernel/debug/tracing'];
@@ -63,7 +63,7 @@ export function openTracePipe(filter: (l: TraceLine) => boolean = () => true): T
     fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
   } catch (e) {
     const err = e as NodeJS.ErrnoException;
-    throw new BpfError(`open ${path}`, err.errno ? -err.errno : 1);
+    throw new BpfError(`open ${path}`, err.errno ? -err.errno : Errno.EIO);
   }
   const queue: TraceLine[] = [];
   let waiter: (() => void) | null = null;
@@ -78,7 +78,7 @@ export function openTracePipe(filter: (l: TraceLine) => boolean = () => true): T
       } catch (e) {
         const code = (e as NodeJS.ErrnoException).code;
         if (code === 'EAGAIN' || code === 'EWOULDBLOCK') break;
-        throw new BpfError(`read ${path}`, 5, `${code ?? errnoName(5)}`);
+        throw new BpfError(`read ${path}`, Errno.EIO, `${code ?? errnoName(Errno.EIO)}`);
       }
       if (n <= 0) break;
       const lines = (partial + buf.toString('utf8', 0, n)).split('\n');

@@ -116,6 +116,16 @@ describe.skipIf(!kernelTests())('the hello loader', () => {
       expect(queryXdp(iface)).toEqual([]);
     });
 
+    it('a directory as object file, and hw mode on a veth: each says why', async () => {
+      const dir = await runLoader('hello', [iface, '--object', 'bpf']);
+      expect(dir.code).toBe(1);
+      expect(dir.stderr).toBe('error: open object bpf: is a directory, not a BPF object file (a .bpf.o built by clang -target bpf) (EISDIR)\n');
+      const hw = await runLoader('hello', [iface, '--mode', 'hw']);
+      expect(hw.code).toBe(1);
+      expect(hw.stderr).toMatch(new RegExp(`^error: attach xdp hello to ${iface}: hw \\(offload\\) mode is not supported by ${iface}'s driver: it needs a NIC that offloads XDP .*\\(EINVAL\\)\n$`));
+      expect(queryXdp(iface)).toEqual([]);
+    });
+
     it('a program the verifier rejects: the error line, then the last verifier lines', async () => {
       const r = await runLoader('hello', [iface, '--object', ensureObject('testdata', 'broken')]);
       expect(r.code).toBe(1);

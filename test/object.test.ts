@@ -5,10 +5,13 @@
  * effect, test runs of a program that writes maps and rewrites packets, and
  * close() (twice, and everything unusable after it).
  */
-import { readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { basename, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
-  BpfObject, VerifierError, ProgType, XdpAction, BPF_F_TEST_XDP_LIVE_FRAMES, MapType, u32, u64, struct,
+  BpfObject, BpfError, VerifierError, ProgType, XdpAction, BPF_F_TEST_XDP_LIVE_FRAMES, MapType, u32, u64, struct,
 } from '../src/index.js';
 import { ensureObject, REPO_ROOT } from '../src/cli/build.js';
 import { kernelTests } from './helpers/kernel.js';
@@ -70,6 +73,13 @@ describe.skipIf(!kernelTests())('BpfObject on a real kernel', () => {
       throwsBpf(() => BpfObject.openBuffer(Buffer.from('garbage')), /^open object from memory: [^\n]+ \([A-Z][A-Z0-9_]+\)$/);
     });
 
+    it('refuses a directory as a directory', () => {
+      const d = `${REPO_ROOT}/bpf`;
+      const e = throwsBpf(() => BpfObject.open(d), `open object ${d}: is a directory, not a BPF object file (a .bpf.o built by clang -target bpf) (EISDIR)`);
+      expect(e.code).toBe('EISDIR');
+      throwsBpf(() => BpfObject.open(`${REPO_ROOT}/package.json`), `open object ${REPO_ROOT}/package.json: not a BPF object file (an ELF .bpf.o built by clang -target bpf) (LIBBPF_ERRNO__FORMAT)`);
+    });
+
     it('opens an object from memory', () => {
       using obj = BpfObject.openBuffer(readFileSync(mapsObj)).load();
       expect(obj.source).toBe('<memory>');
@@ -103,6 +113,14 @@ describe.skipIf(!kernelTests())('BpfObject on a real kernel', () => {
       throwsBpf(() => obj.map('nope', u32, u64), /^find map nope in maps: no such map/);
     });
 
+    it('says which codecs to pass when a map is opened without them', () => {
+      using obj = BpfObject.load(mapsObj);
+      const untyped = obj as unknown as { map(name: string, ...codecs: unknown[]): unknown; perCpuMap(name: string, ...codecs: unknown[]): unknown };
+      expect(() => untyped.map('hash_u32')).toThrow(new TypeError("open map hash_u32: no key and value codec given: pass codecs for its 4-byte key and 8-byte value, e.g. map('hash_u32', u32, u64)"));
+      expect(() => untyped.map('flows', u32)).toThrow(new TypeError("open map flows: no value codec given: pass codecs for its 16-byte key and 16-byte value, e.g. map('flows', struct(...) of 16 bytes, struct(...) of 16 bytes)"));
+      expect(() => untyped.perCpuMap('percpu_counts', {}, u64)).toThrow(/^open map percpu_counts: no key codec given: .* e\.g\. perCpuMap\('percpu_counts', u32, u64\)$/);
+    });
+
     it('throws a VerifierError showing the last verifier lines, with the whole log attached', () => {
       let err: unknown;
       try { BpfObject.load(brokenObj); } catch (e) { err = e; }
@@ -123,6 +141,61 @@ describe.skipIf(!kernelTests())('BpfObject on a real kernel', () => {
       expect(e.log.length).toBeGreaterThan(shown.length);
       expect(e.log.some((l) => /^processed \d+ insns/.test(l))).toBe(true);
       expect(e.message).not.toMatch(/processed \d+ insns/);
+    });
+
+    it('blames the program that failed, not one that kept a log before it', () => {
+      for (const logLevel of [0, 1, 2]) {
+        let err: unknown;
+        const obj = BpfObject.open(ensureObject('testdata', 'blame'), { logLevel });
+        try { obj.load(); } catch (e) { err = e; }
+        expect(err).toBeInstanceOf(VerifierError);
+        const e = err as VerifierError;
+        expect(e.program).toBe('rejected');
+        expect(e.message.split('\n')[0]).toBe('load object blame.bpf.o: verifier rejected program rejected:');
+        expect(e.message).toMatch(/invalid access to packet/);
+        expect(e.truncated).toBe(false);
+        // The program before it was loaded, and kept its own log when asked for one.
+        if (logLevel > 0) expect(obj.verifierLog('first_ok')).toMatch(/processed \d+ insns/);
+        obj.close();
+      }
+    });
+
+    it('reports a map the kernel refuses to create as such, not as a verifier rejection', () => {
+      let err: unknown;
+      try { BpfObject.load(ensureObject('testdata', 'badmap'), { logLevel: 1 }); } catch (e) { err = e; }
+      expect(err).toBeInstanceOf(BpfError);
+      expect(err).not.toBeInstanceOf(VerifierError);
+      expect((err as Error).message).toBe('load object badmap.bpf.o: create map no_room: Invalid argument (EINVAL)');
+    });
+
+    it('says when a verifier log filled its buffer (ENOSPC), and does not call it a rejection', () => {
+      for (const obj of [mapsObj, brokenObj]) {
+        let err: unknown;
+        try { BpfObject.load(obj, { logLevel: 2, logSize: 256 }); } catch (e) { err = e; }
+        expect(err).toBeInstanceOf(BpfError);
+        expect(err).not.toBeInstanceOf(VerifierError);
+        const prog = obj === mapsObj ? 'count_packets' : 'hello';
+        expect((err as Error).message).toBe(`load object ${basename(obj)}: load program ${prog}: its verifier log filled the 256-byte buffer, so the kernel refused the load: raise logSize or lower logLevel (ENOSPC)`);
+      }
+    });
+
+    it('says that root (CAP_BPF) is needed when run without privileges, not the RLIMIT_MEMLOCK hint', () => {
+      const tmp = mkdtempSync(join(tmpdir(), 'lbts-object-'));
+      try {
+        // A user namespace: no capabilities in the initial one. TMPDIR keeps tsx's cache out of /tmp.
+        const r = spawnSync('unshare', ['--user', process.execPath, '--import', 'tsx', join(REPO_ROOT, 'test/helpers/unprivileged.ts'), mapsObj], {
+          cwd: REPO_ROOT, encoding: 'utf8', env: { ...process.env, TMPDIR: tmp },
+        });
+        expect(r.stderr).toBe('');
+        const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as { what: string; name: string; message: string });
+        const need = 'operation not permitted: BPF needs root (CAP_BPF, plus CAP_NET_ADMIN for XDP/tc or CAP_PERFMON for tracing; or CAP_SYS_ADMIN) (EPERM)';
+        expect(lines).toEqual([
+          { what: 'load', name: 'BpfError', message: `load object maps.bpf.o: ${need}` },
+          { what: 'create', name: 'BpfError', message: `create map probe: ${need}` },
+        ]);
+      } finally {
+        rmSync(tmp, { recursive: true, force: true });
+      }
     });
 
     it('keeps the verifier log of a loaded program when a log level is asked for', () => {

@@ -10,14 +10,18 @@
 import { createSocket } from 'node:dgram';
 import { rmSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BpfError, BpfObject, PerCpuMap, attachTc, queryXdp, u32, u64 } from '../src/index.js';
+import { BpfError, BpfObject, PerCpuMap, attachTc, probeTcx, queryXdp, u32, u64 } from '../src/index.js';
 import { ensureObject } from '../src/cli/build.js';
 import { DNAT_REASONS, MAPS, PROGRAMS, ServiceTable } from '../src/lessons/xdp_dnat.js';
 import { pairLab, run, type PairLab } from '../scripts/lab.js';
-import { kernelAtLeast, kernelTests } from './helpers/kernel.js';
+import { featureTests, kernelTests } from './helpers/kernel.js';
 
-/** TCX links came in Linux 6.6: tested from there on, skipped before (clsact is tested everywhere). */
-const TCX = kernelAtLeast(6, 6);
+/**
+ * TCX links came in Linux 6.6: tested when the kernel has them (probeTcx) and
+ * always from 6.6 on, where they must work; skipped only on an older kernel
+ * without them (clsact is tested everywhere).
+ */
+const TCX = featureTests(probeTcx, [6, 6]);
 import { eventually, startLoader, stopAllLoaders } from './helpers/loader.js';
 
 const REWRITTEN = DNAT_REASONS.indexOf('reply_rewritten');
@@ -126,15 +130,16 @@ describe.skipIf(!kernelTests())('TC attach and detach', () => {
     }
   });
 
-  it('auto picks a TCX link from 6.6 on, clsact before; errors are one line', () => {
+  it('auto picks a TCX link when the kernel has them, clsact otherwise; errors are one line', () => {
     const a = obj.program(PROGRAMS.reply).attachTc(lab.hostIf, 'egress');
-    expect(a.description).toMatch(TCX ? /\(tcx link\)$/ : /\(clsact,.*\)$/);
+    expect(a.description).toMatch(probeTcx() ? /\(tcx link\)$/ : /\(clsact,.*\)$/);
     a.detach();
     expect(() => obj.program(PROGRAMS.reply).attachTc('nosuch0', 'egress')).toThrow(/find interface nosuch0: no such interface.*\(ENODEV\)/);
     let err: unknown;
     try { obj.program(PROGRAMS.forward).attachTc(lab.hostIf, 'egress', { mode: 'tcx' }); } catch (e) { err = e; }
     expect(err).toBeInstanceOf(BpfError);
-    expect((err as BpfError).message).toBe(`attach tc xdp_dnat to ${lab.hostIf} egress: the kernel has no TCX links (needs 6.6), or the program is not a tc program (EINVAL)`);
+    const cause = probeTcx() ? 'the program is not a tc (SCHED_CLS) program' : 'the kernel has no TCX links (needs 6.6); use clsact';
+    expect((err as BpfError).message).toBe(`attach tc xdp_dnat to ${lab.hostIf} egress: ${cause} (EINVAL)`);
   });
 
   // A clsact filter is not a link: it outlives a SIGKILLed loader (the loader removes it on any other exit).

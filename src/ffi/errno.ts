@@ -84,7 +84,7 @@ export function errnoValue(name: string): number {
 /** libc's message for an errno value ("No such file or directory"). */
 export function errnoMessage(errno: number): string {
   const n = Math.abs(errno);
-  if (n === 524) return 'Operation not supported by the kernel';
+  if (n === Errno.ENOTSUPP) return 'Operation not supported by the kernel';
   const buf = Buffer.alloc(256);
   // GNU strerror_r returns a pointer to the message (maybe not buf).
   const s = strerror_r(n, buf, buf.length);

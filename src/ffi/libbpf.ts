@@ -4,7 +4,7 @@
  * private fields ever hold. Functions return libbpf's raw values: the sign
  * of -errno returns is normalised by callers through errno.ts.
  */
-import { libbpf, libc, func, optionalFunc, koffi } from './native.js';
+import { libbpf, libc, func, koffi } from './native.js';
 import './structs.js'; // declares the struct types named in the prototypes below
 
 /** An opaque native pointer of a given C type. Never exported past the typed API. */
@@ -31,6 +31,11 @@ export interface TcHookIn { sz: number; ifindex: number; attach_point: number; p
 export interface TcOptsIn { sz: number; prog_fd: number; flags: number; prog_id: number; handle: number; priority: number }
 export interface BatchOpts { sz: number; elem_flags: number; flags: number }
 
+/**
+ * libbpf's functions used by the typed API, by libbpf name without the
+ * prefix (bpf_object__load -> object_load). They return libbpf's raw values
+ * (-errno, or NULL with errno set) and never throw.
+ */
 export const bpf = {
   // object
   object_open_file: func<(path: string, opts: Buffer | null) => ObjPtr | null>(
@@ -55,8 +60,6 @@ export const bpf = {
     libbpf, 'int bpf_program__set_log_buf(void *prog, char *buf, size_t size)'),
   program_set_log_level: func<(p: ProgPtr, level: number) => number>(
     libbpf, 'int bpf_program__set_log_level(void *prog, uint32_t level)'),
-  program_set_autoload: func<(p: ProgPtr, autoload: boolean) => number>(
-    libbpf, 'int bpf_program__set_autoload(void *prog, bool autoload)'),
 
   // map (object side)
   map_name: func<(m: MapPtr) => string>(libbpf, 'const char *bpf_map__name(void *map)'),
@@ -73,12 +76,6 @@ export const bpf = {
     libbpf, 'int bpf_map__set_initial_value(void *map, const void *data, size_t size)'),
 
   // low level, on fds (bpf.h)
-  map_lookup_elem: func<(fd: number, key: Mem, value: Mem) => number>(
-    libbpf, 'int bpf_map_lookup_elem(int fd, const void *key, void *value)'),
-  map_lookup_elem_flags: func<(fd: number, key: Mem, value: Mem, flags: number) => number>(
-    libbpf, 'int bpf_map_lookup_elem_flags(int fd, const void *key, void *value, uint64_t flags)'),
-  map_update_elem: func<(fd: number, key: Mem, value: Mem, flags: number) => number>(
-    libbpf, 'int bpf_map_update_elem(int fd, const void *key, const void *value, uint64_t flags)'),
   // The same three calls taking addresses as plain numbers (intptr_t): the
   // cheapest argument conversion koffi has, for single-element hot paths.
   map_lookup_elem_at: func<(fd: number, key: number, value: number) => number>(
@@ -87,20 +84,14 @@ export const bpf = {
     libbpf, 'int bpf_map_update_elem(int fd, intptr_t key, intptr_t value, uint64_t flags)'),
   map_delete_elem_at: func<(fd: number, key: number) => number>(
     libbpf, 'int bpf_map_delete_elem(int fd, intptr_t key)'),
-  map_delete_elem: func<(fd: number, key: Mem) => number>(
-    libbpf, 'int bpf_map_delete_elem(int fd, const void *key)'),
   map_get_next_key: func<(fd: number, key: Mem, next: Mem) => number>(
     libbpf, 'int bpf_map_get_next_key(int fd, const void *key, void *next_key)'),
   map_lookup_batch: func<(fd: number, inBatch: Mem, outBatch: Mem, keys: Mem, values: Mem, count: Uint32Array, opts: BatchOpts | null) => number>(
     libbpf, 'int bpf_map_lookup_batch(int fd, void *in_batch, void *out_batch, void *keys, void *values, uint32_t *count, const bpf_map_batch_opts *opts)'),
-  map_lookup_and_delete_batch: func<(fd: number, inBatch: Mem, outBatch: Mem, keys: Mem, values: Mem, count: Uint32Array, opts: BatchOpts | null) => number>(
-    libbpf, 'int bpf_map_lookup_and_delete_batch(int fd, void *in_batch, void *out_batch, void *keys, void *values, uint32_t *count, const bpf_map_batch_opts *opts)'),
   map_update_batch: func<(fd: number, keys: Mem, values: Mem, count: Uint32Array, opts: BatchOpts | null) => number>(
     libbpf, 'int bpf_map_update_batch(int fd, const void *keys, const void *values, uint32_t *count, const bpf_map_batch_opts *opts)'),
   map_delete_batch: func<(fd: number, keys: Mem, count: Uint32Array, opts: BatchOpts | null) => number>(
     libbpf, 'int bpf_map_delete_batch(int fd, const void *keys, uint32_t *count, const bpf_map_batch_opts *opts)'),
-  map_lookup_and_delete_elem: func<(fd: number, key: Mem, value: Mem) => number>(
-    libbpf, 'int bpf_map_lookup_and_delete_elem(int fd, const void *key, void *value)'),
   map_create: func<(type: number, name: string | null, keySize: number, valueSize: number, maxEntries: number, opts: Buffer | null) => number>(
     libbpf, 'int bpf_map_create(int map_type, const char *map_name, uint32_t key_size, uint32_t value_size, uint32_t max_entries, const void *opts)'),
   prog_get_info_by_fd: func<(fd: number, info: Record<string, unknown>, len: [number]) => number>(
@@ -110,11 +101,12 @@ export const bpf = {
   obj_pin: func<(fd: number, path: string) => number>(libbpf, 'int bpf_obj_pin(int fd, const char *path)'),
   obj_get: func<(path: string) => number>(libbpf, 'int bpf_obj_get(const char *path)'),
   prog_get_fd_by_id: func<(id: number) => number>(libbpf, 'int bpf_prog_get_fd_by_id(uint32_t id)'),
-  map_get_fd_by_id: func<(id: number) => number>(libbpf, 'int bpf_map_get_fd_by_id(uint32_t id)'),
   prog_get_next_id: func<(start: number, next: Uint32Array) => number>(
     libbpf, 'int bpf_prog_get_next_id(uint32_t start_id, uint32_t *next_id)'),
   prog_test_run_opts: func<(fd: number, opts: TestRunOptsIn) => number>(
     libbpf, 'int bpf_prog_test_run_opts(int prog_fd, _Inout_ bpf_test_run_opts *opts)'),
+  prog_load: func<(type: number, name: string | null, license: string, insns: Buffer, insnCnt: number, opts: Buffer | null) => number>(
+    libbpf, 'int bpf_prog_load(int prog_type, const char *prog_name, const char *license, const void *insns, size_t insn_cnt, const void *opts)'),
   link_create: func<(progFd: number, targetFd: number, attachType: number, opts: Record<string, unknown> | null) => number>(
     libbpf, 'int bpf_link_create(int prog_fd, int target_fd, int attach_type, const bpf_link_create_opts *opts)'),
   link_detach: func<(fd: number) => number>(libbpf, 'int bpf_link_detach(int link_fd)'),
@@ -134,8 +126,6 @@ export const bpf = {
     libbpf, 'int bpf_tc_attach(const bpf_tc_hook *hook, _Inout_ bpf_tc_opts *opts)'),
   tc_detach: func<(hook: TcHookIn, opts: TcOptsIn) => number>(
     libbpf, 'int bpf_tc_detach(const bpf_tc_hook *hook, const bpf_tc_opts *opts)'),
-  tc_query: func<(hook: TcHookIn, opts: TcOptsIn) => number>(
-    libbpf, 'int bpf_tc_query(const bpf_tc_hook *hook, _Inout_ bpf_tc_opts *opts)'),
 
   // BTF
   btf_parse: func<(path: string, ext: null) => BtfPtr | null>(libbpf, 'void *btf__parse(const char *path, void *ext)'),
@@ -148,23 +138,10 @@ export const bpf = {
     libbpf, 'const char *btf__name_by_offset(void *btf, uint32_t offset)'),
   btf_resolve_size: func<(btf: BtfPtr, id: number) => number | bigint>(
     libbpf, 'int64_t btf__resolve_size(void *btf, uint32_t type_id)'),
-  btf_resolve_type: func<(btf: BtfPtr, id: number) => number>(
-    libbpf, 'int btf__resolve_type(void *btf, uint32_t type_id)'),
 
   // misc
   num_possible_cpus: func<() => number>(libbpf, 'int libbpf_num_possible_cpus(void)'),
-  probe_bpf_map_type: func<(type: number, opts: null) => number>(
-    libbpf, 'int libbpf_probe_bpf_map_type(int map_type, const void *opts)'),
-  probe_bpf_prog_type: func<(type: number, opts: null) => number>(
-    libbpf, 'int libbpf_probe_bpf_prog_type(int prog_type, const void *opts)'),
 } as const;
-
-/** libbpf symbols newer than 1.0: undefined when the library lacks them. */
-export const bpfOptional = {
-  /** libbpf >= 1.3: TCX links (kernel >= 6.6). */
-  program_attach_tcx: optionalFunc<(p: ProgPtr, ifindex: number, opts: Buffer | null) => bigint | null>(
-    libbpf, 'void *bpf_program__attach_tcx(void *prog, int ifindex, const void *opts)'),
-};
 
 /** libc functions the library needs. */
 export const c = {
@@ -172,6 +149,8 @@ export const c = {
   if_nametoindex: func<(name: string) => number>(libc, 'unsigned int if_nametoindex(const char *name)'),
   if_indextoname: func<(index: number, buf: Buffer) => string | null>(
     libc, 'const char *if_indextoname(unsigned int index, char *buf)'),
+  if_nameindex: func<() => bigint | null>(libc, 'void *if_nameindex(void)'),
+  if_freenameindex: func<(p: bigint) => void>(libc, 'void if_freenameindex(void *ptr)'),
   mmap: func<(addr: null, len: number, prot: number, flags: number, fd: number, off: number) => bigint>(
     libc, 'void *mmap(void *addr, size_t len, int prot, int flags, int fd, intptr_t off)'),
   munmap: func<(addr: bigint, len: number) => number>(libc, 'int munmap(void *addr, size_t len)'),

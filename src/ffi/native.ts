@@ -41,18 +41,6 @@ if (libbpfVersion.major < 1) {
   throw new NativeLoadError(`libbpf ${libbpfVersion.text} is too old: libbpf-ts needs libbpf >= 1.0; ${LIBBPF_HINT}`);
 }
 
-/**
- * Declares a native function, or returns undefined when the library does not
- * export it (newer libbpf symbols are detected, not required).
- */
-export function optionalFunc<F>(lib: LibraryHandle, proto: string): F | undefined {
-  try {
-    return lib.func(proto) as unknown as F;
-  } catch {
-    return undefined;
-  }
-}
-
 /** Declares a native function that must exist. */
 export function func<F>(lib: LibraryHandle, proto: string): F {
   return lib.func(proto) as unknown as F;

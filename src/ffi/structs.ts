@@ -67,6 +67,11 @@ export const LinkCreateOpts = koffi.struct('bpf_link_create_opts', {
   _union: koffi.array('uint8_t', 40),
 });
 
+/** A bpf_link_create_opts value carrying only `flags` (e.g. an XDP mode). */
+export function linkCreateOpts(flags: number): Record<string, unknown> {
+  return { sz: koffi.sizeof(LinkCreateOpts), flags, _pad0: 0, iter_info: null, iter_info_len: 0, target_btf_id: 0, _union: new Array(40).fill(0) };
+}
+
 /** struct bpf_map_batch_opts (bpf.h) */
 export const MapBatchOpts = koffi.struct('bpf_map_batch_opts', {
   sz: 'size_t',
@@ -149,3 +154,9 @@ export function decodeStruct<T>(type: TypeObject, buf: Buffer | bigint, offset =
 export function sizeOf(type: TypeObject): number {
   return koffi.sizeof(type);
 }
+
+/** struct if_nameindex (net/if.h): one entry of if_nameindex()'s array, which ends with { 0, NULL }. */
+export const IfNameIndex = koffi.struct('if_nameindex', {
+  if_index: 'unsigned int',
+  if_name: 'char *',
+});

@@ -5,6 +5,7 @@
 import { statfsSync } from 'node:fs';
 import { koffi, lastErrno } from './native.js';
 import { c, MAP_FAILED, viewOf } from './libbpf.js';
+import { IfNameIndex } from './structs.js';
 
 /** ifindex of an interface in this network namespace, or 0 when there is none. */
 export function ifNameToIndex(name: string): number {
@@ -15,6 +16,29 @@ export function ifNameToIndex(name: string): number {
 export function ifIndexToName(index: number): string | undefined {
   const buf = Buffer.alloc(16);
   return c.if_indextoname(index, buf) ?? undefined;
+}
+
+/**
+ * The interfaces of the calling thread's network namespace, as the kernel
+ * lists them (libc's if_nameindex(), over netlink): right under `nsenter
+ * --net`, where /sys/class/net still shows the namespace sysfs was mounted
+ * in. Returns the errno when the kernel refuses.
+ */
+export function listInterfaces(): Array<{ index: number; name: string }> | { errno: number } {
+  const p = c.if_nameindex();
+  if (!p) return { errno: lastErrno() };
+  try {
+    const out: Array<{ index: number; name: string }> = [];
+    const size = koffi.sizeof(IfNameIndex);
+    for (let i = 0; ; i++) {
+      const e = koffi.decode(p, i * size, IfNameIndex) as { if_index: number; if_name: string | null };
+      if (!e.if_index || e.if_name === null) break;
+      out.push({ index: e.if_index, name: e.if_name });
+    }
+    return out;
+  } finally {
+    c.if_freenameindex(p);
+  }
 }
 
 /** Closes a file descriptor, ignoring errors. */

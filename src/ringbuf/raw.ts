@@ -21,7 +21,7 @@
  * chain, so there a plain load of the header is the acquire load. Every
  * other architecture gets Atomics.load. Positions always go through Atomics.
  */
-import { BpfError } from '../errors.js';
+import { BpfError, Errno } from '../errors.js';
 import { BPF_RINGBUF_DISCARD_BIT, BPF_RINGBUF_HDR_SZ, type RingMapping } from './ring.js';
 import type { RecordDecoder } from './decode.js';
 
@@ -210,7 +210,7 @@ export class RawRingReader {
 
   /** The ring's name and size; throws a BpfError (EBADF) once closed. */
   get ring(): RingMapping {
-    if (!this.#ring || this.#s.closing) throw new BpfError('read ring buffer', 9, 'reader is closed');
+    if (!this.#ring || this.#s.closing) throw new BpfError('read ring buffer', Errno.EBADF, 'reader is closed');
     return this.#ring;
   }
 
@@ -222,7 +222,7 @@ export class RawRingReader {
 
   #enter(): void {
     const ring = this.ring;
-    if (this.#reading) throw new BpfError(`read ring buffer ${ring.name}`, 16, 'already reading (called from a record handler)');
+    if (this.#reading) throw new BpfError(`read ring buffer ${ring.name}`, Errno.EBUSY, 'already reading (called from a record handler)');
     this.#reading = true;
   }
 
@@ -259,7 +259,7 @@ export class RawRingReader {
     if (!(max >= 1)) { this.#leave(); return 0; }
     try {
       const s = this.#s;
-      if (s.decode !== undefined && s.decode !== decode) throw new BpfError(`read ring buffer ${this.ring.name}`, 22, 'a reader decodes with one decoder');
+      if (s.decode !== undefined && s.decode !== decode) throw new BpfError(`read ring buffer ${this.ring.name}`, Errno.EINVAL, 'a reader decodes with one decoder');
       s.decode = decode as RecordDecoder<unknown>;
       this.#decodeLoop ??= compileLoop<(v: unknown) => void>('handler(decode(data, at, len, views));', this.atomicHeaders);
       return this.#decodeLoop(this.#s, handler as (v: unknown) => void, clampMax(max));

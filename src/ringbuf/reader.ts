@@ -13,7 +13,7 @@
  */
 import type { BpfObject } from '../object.js';
 import type { Codec } from '../codec.js';
-import { BpfError } from '../errors.js';
+import { BpfError, Errno } from '../errors.js';
 import { watchReadable, type FdWatch } from '../ffi/sys.js';
 import { RingMapping } from './ring.js';
 import { RawRingReader, type RawRecordHandler, type RingViews } from './raw.js';
@@ -149,7 +149,7 @@ export class RingBufReader<T = Buffer> implements AsyncIterable<T> {
 
   /** Typed views over the ring's data, for raw handlers (invalid after close). Throws a BpfError (EBADF) once closed. */
   get views(): RingViews {
-    if (this.closed) throw new BpfError(`read ring buffer ${this.name}`, 9, 'reader is closed');
+    if (this.closed) throw new BpfError(`read ring buffer ${this.name}`, Errno.EBADF, 'reader is closed');
     return this.#raw.views;
   }
 
@@ -173,8 +173,8 @@ export class RingBufReader<T = Buffer> implements AsyncIterable<T> {
   }
 
   #claim(what: string): void {
-    if (this.closed) throw new BpfError(`${what} ring buffer ${this.name}`, 9, 'reader is closed');
-    if (this.#active) throw new BpfError(`${what} ring buffer ${this.name}`, 16, `already consumed by ${this.#active}()`);
+    if (this.closed) throw new BpfError(`${what} ring buffer ${this.name}`, Errno.EBADF, 'reader is closed');
+    if (this.#active) throw new BpfError(`${what} ring buffer ${this.name}`, Errno.EBUSY, `already consumed by ${this.#active}()`);
     this.#active = what;
   }
 

@@ -17,7 +17,7 @@
  * platform V8 supports) and the consumer position is published with
  * Atomics.store, as libbpf does with smp_load_acquire/smp_store_release.
  */
-import { BpfError } from '../errors.js';
+import { BpfError, Errno } from '../errors.js';
 import { mapInfoByFd, MapType } from '../map.js';
 import { mapFd, pageSize, type Mapping } from '../ffi/sys.js';
 
@@ -74,10 +74,10 @@ export class RingMapping {
     const info = mapInfoByFd(fd, name);
     const what = name ?? info.name;
     if (info.type !== MapType.RINGBUF) {
-      throw new BpfError(`map ring buffer ${what}`, 22, `its type is ${info.typeName}, not ringbuf`);
+      throw new BpfError(`map ring buffer ${what}`, Errno.EINVAL, `its type is ${info.typeName}, not ringbuf`);
     }
     const size = info.maxEntries;
-    if (size > MAX_RING_SIZE) throw new BpfError(`map ring buffer ${what}`, 22, `${size} bytes: rings above 1 GiB are not supported`);
+    if (size > MAX_RING_SIZE) throw new BpfError(`map ring buffer ${what}`, Errno.EINVAL, `${size} bytes: rings above 1 GiB are not supported`);
     const consumer = mapFd(fd, pageSize, 0, true);
     if ('errno' in consumer) throw new BpfError(`map consumer page of ring buffer ${what}`, consumer.errno);
     const producer = mapFd(fd, pageSize + 2 * size, pageSize, false);

@@ -30,6 +30,17 @@ export function kernelAtLeast(major: number, minor: number): boolean {
   return ma > major || (ma === major && mi >= minor);
 }
 
+/**
+ * Whether to run the tests of a kernel feature: when `probe` finds it, and
+ * always from kernel `since` on, where it must exist (so a probe that wrongly
+ * says no there makes the tests run and fail, not skip). Skipped only on an
+ * older kernel that lacks it. False when kernel tests cannot run at all.
+ */
+export function featureTests(probe: () => boolean, since: [number, number]): boolean {
+  if (!kernelTests()) return false;
+  return probe() || kernelAtLeast(since[0], since[1]);
+}
+
 const LOCK = '/tmp/libbpf-ts-trace.lock';
 
 /**

@@ -4,8 +4,8 @@
  * XDP actions and map types used in messages.
  */
 import { describe, expect, it } from 'vitest';
-import { BpfError, VerifierError, check, lastRelevant } from '../../src/errors.js';
-import { errnoMessage, errnoName, errnoOf, errnoValue } from '../../src/ffi/errno.js';
+import { BpfError, NEEDS_PRIVILEGE, VerifierError, bpfCallError, check, lastRelevant } from '../../src/errors.js';
+import { Errno, errnoMessage, errnoName, errnoOf, errnoValue } from '../../src/ffi/errno.js';
 import { xdpActionName, XdpAction } from '../../src/xdp.js';
 import { mapTypeName, MapType } from '../../src/map.js';
 
@@ -23,8 +23,16 @@ describe('errno names and messages', () => {
     expect(errnoName(22)).toBe('EINVAL');
     expect(errnoName(95)).toBe('EOPNOTSUPP'); // not ENOTSUP
     expect(errnoName(524)).toBe('ENOTSUPP'); // kernel-internal
-    expect(errnoName(4001)).toBe('LIBBPF_ERRNO__LIBELF');
+    expect(errnoName(4000)).toBe('LIBBPF_ERRNO__LIBELF'); // libbpf.h: LIBELF = __LIBBPF_ERRNO__START
+    expect(errnoName(4001)).toBe('LIBBPF_ERRNO__FORMAT');
+    expect(errnoName(4007)).toBe('LIBBPF_ERRNO__VERIFY');
     expect(errnoName(99999)).toBe('E99999');
+  });
+
+  it('names every Errno constant after itself', () => {
+    for (const [name, n] of Object.entries(Errno)) {
+      if (name !== 'LIBBPF_ERRNO__START') expect(errnoName(n)).toBe(name);
+    }
   });
 
   it('maps names back to values', () => {
@@ -70,7 +78,20 @@ describe('BpfError', () => {
     // -1 with errno given separately (the C convention)
     expect(() => check(-1, 'do thing', 13)).toThrow('do thing: Permission denied (EACCES)');
     expect(() => check(-1, 'do thing')).toThrow(/\(EPERM\)$/);
-    try { check(-13, 'load'); } catch (e) { expect((e as BpfError).errno).toBe(13); }
+    let thrown: unknown;
+    try { check(-13, 'load'); } catch (e) { thrown = e; }
+    expect(thrown).toBeInstanceOf(BpfError);
+    expect(thrown).toMatchObject({ errno: Errno.EACCES, code: 'EACCES', op: 'load' });
+  });
+});
+
+describe('bpfCallError', () => {
+  it('names the missing privileges for EPERM, and is a plain BpfError otherwise', () => {
+    expect(bpfCallError('create map m', -Errno.EPERM).message).toBe(`create map m: ${NEEDS_PRIVILEGE} (EPERM)`);
+    expect(NEEDS_PRIVILEGE).toMatch(/root \(CAP_BPF/);
+    expect(NEEDS_PRIVILEGE).not.toMatch(/RLIMIT_MEMLOCK|ulimit/);
+    expect(bpfCallError('create map m', Errno.EINVAL).message).toBe('create map m: Invalid argument (EINVAL)');
+    expect(bpfCallError('create map m', Errno.E2BIG, 'too big').message).toBe('create map m: too big (E2BIG)');
   });
 });
 
@@ -109,6 +130,13 @@ describe('VerifierError and lastRelevant', () => {
     expect(e.message).toBe(`load object prog.bpf.o: verifier rejected program prog:\n  ${log.slice(4, 10).join('\n  ')} (EACCES)`);
     expect(e.message).not.toContain('processed 5 insns');
     expect(e.message).not.toContain('func#0');
+    expect(e.truncated).toBe(false);
+  });
+
+  it('says when the log filled its buffer', () => {
+    const e = new VerifierError('load object prog.bpf.o', 'prog', 13, log.join('\n'), true);
+    expect(e.truncated).toBe(true);
+    expect(e.message.split('\n')[0]).toBe('load object prog.bpf.o: verifier rejected program prog (log truncated: it filled its buffer; raise logSize):');
   });
 });
 
