@@ -73,10 +73,22 @@ export interface LessonSpec<O> {
   summary?(ctx: LessonContext<O>): void;
 }
 
-/** Parses a positive number of seconds. */
+/**
+ * The longest wait a Node timer holds: 2^31-1 ms (about 24.8 days). Longer
+ * delays fire at once (TimeoutOverflowWarning), so no option may ask for one.
+ */
+export const MAX_TIMER_SECONDS = Math.floor((2 ** 31 - 1) / 1000);
+
+/**
+ * Parses a positive number of seconds that a timer can wait (at most
+ * MAX_TIMER_SECONDS). Throws commander's InvalidArgumentError otherwise.
+ */
 export function parseSeconds(v: string): number {
   const n = Number(v);
   if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError(`'${v}' is not a positive number of seconds`);
+  if (n > MAX_TIMER_SECONDS) {
+    throw new InvalidArgumentError(`'${v}' is more than ${MAX_TIMER_SECONDS} seconds (about 24 days), the longest a timer waits`);
+  }
   return n;
 }
 

@@ -5,7 +5,10 @@
  */
 import { describe, expect, it } from 'vitest';
 import { CommanderError } from 'commander';
-import { formatError, lessonCommand, parsePositiveInt, parseSeconds, type LessonSpec } from '../../src/cli/lesson.js';
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { formatError, lessonCommand, MAX_TIMER_SECONDS, parsePositiveInt, parseSeconds, type LessonSpec } from '../../src/cli/lesson.js';
+import { REPO_ROOT } from '../../src/cli/build.js';
 import { BpfError, VerifierError } from '../../src/errors.js';
 
 const base: LessonSpec<object> = { lesson: 'hello', description: 'test lesson', run: async () => {} };
@@ -99,6 +102,29 @@ describe('number parsers', () => {
     expect(parseSeconds('0.25')).toBe(0.25);
     expect(parseSeconds('1e1')).toBe(10);
     for (const bad of ['0', '-2', 'x', 'NaN', 'Infinity']) expect(() => parseSeconds(bad)).toThrow(/is not a positive number of seconds/);
+  });
+
+  it('parseSeconds refuses what a timer cannot wait (2^31-1 ms), instead of firing at once', () => {
+    expect(MAX_TIMER_SECONDS).toBe(2147483);
+    expect(parseSeconds(String(MAX_TIMER_SECONDS))).toBe(MAX_TIMER_SECONDS);
+    for (const bad of ['2147484', '3000000', '1e10']) {
+      expect(() => parseSeconds(bad)).toThrow(`'${bad}' is more than 2147483 seconds (about 24 days), the longest a timer waits`);
+    }
+    const e = parseError(['veth0', '--duration', '3000000']);
+    expect(e.code).toBe('commander.invalidArgument');
+    expect(e.exitCode).toBe(1); // runLesson exits 2 on any commander error but help
+  });
+
+  it('every loader option that becomes a timer refuses a too long wait with exit 2, before touching the kernel', () => {
+    const cases: Array<[string, string]> = [
+      ['hello', '--duration'], ['packet_counter', '--interval'], ['connection_tracker', '--interval'], ['xdp_dnat', '--interval'],
+    ];
+    for (const [lesson, opt] of cases) {
+      const r = spawnSync(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'src', 'loaders', `${lesson}.ts`), 'lo', opt, '3000000'],
+        { cwd: REPO_ROOT, encoding: 'utf8', timeout: 30_000 });
+      expect(r.status, `${lesson} ${opt}: ${r.stderr}`).toBe(2);
+      expect(r.stderr).toMatch(new RegExp(`^error: option '${opt} <seconds>' argument '3000000' is invalid\\. '3000000' is more than 2147483 seconds`));
+    }
   });
 
   it('parsePositiveInt takes positive integers only', () => {
