@@ -14,6 +14,7 @@ import type { Attachment } from '../link.js';
 import { setLibbpfLogger } from '../ffi/log.js';
 import { isRoot } from '../ffi/sys.js';
 import { ensureObject } from './build.js';
+import { bindToLauncher } from './lifetime.js';
 import { Output } from './output.js';
 
 /** Options every loader accepts. */
@@ -145,6 +146,8 @@ export async function runLesson<O>(spec: LessonSpec<O>, argv: string[] = process
   const log = (msg: string) => process.stderr.write(`${msg}\n`);
   const onSignal = () => ac.abort();
   for (const s of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(s, onSignal);
+  // Stop as on SIGTERM when the process the user started (npx, tsx, sudo...) goes away.
+  const launcher = bindToLauncher((why) => { log(`stopping: ${why}`); ac.abort(); });
   let status = 0;
   let ctx: LessonContext<O> | undefined;
   try {
@@ -193,6 +196,7 @@ export async function runLesson<O>(spec: LessonSpec<O>, argv: string[] = process
       try { spec.summary(ctx); } catch (e) { log(formatError(e)); }
     }
     if (hadAttachments) log('detached');
+    launcher.close();
   }
   process.exit(status);
 }
@@ -218,3 +222,4 @@ export async function pollEvery(ctx: PollContext, seconds: number, tick: () => v
     tick();
   }
 }
+export { bindToLauncher, launcherKind, type Launcher, type LauncherBinding } from './lifetime.js';
