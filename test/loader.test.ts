@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { queryXdp } from '../src/index.js';
-import { ensureObject } from '../src/cli/build.js';
+import { ensureObject, REPO_ROOT } from '../src/cli/build.js';
 import { pairLab, run, sendUdp, type PairLab } from '../scripts/lab.js';
 import { kernelTests, withTraceLock } from './helpers/kernel.js';
 import { AS_NOBODY, eventually, processAlive, programLoaded, runLoader, startLoader, stopAllLoaders } from './helpers/loader.js';
@@ -99,6 +99,19 @@ describe.skipIf(!kernelTests())('the hello loader', () => {
       });
     }
 
+    it("--verbose shows libbpf's lines, each prefixed once", async () => {
+      await withTraceLock(async () => {
+        const { p, id } = await attached(['--verbose', '--duration', '1']);
+        expect(await p.exited).toEqual({ code: 0, signal: null });
+        const lines = p.stderr().trimEnd().split('\n');
+        const libbpf = lines.filter((l) => l.startsWith('libbpf'));
+        expect(libbpf.length).toBeGreaterThan(3);
+        expect(libbpf.every((l) => /^libbpf: (?!libbpf: |debug|info)/.test(l)), libbpf.join('\n')).toBe(true);
+        expect(lines.at(-1)).toBe('detached');
+        await expectNothingLeft(id);
+      });
+    });
+
     it('stops by itself after --duration', async () => {
       await withTraceLock(async () => {
         const { p, id } = await attached(['--duration', '0.5']);
@@ -181,6 +194,24 @@ describe.skipIf(!kernelTests())('the hello loader', () => {
         expect(r.code, cases[i][0].join(' ')).toBe(2);
         expect(r.stderr).toMatch(cases[i][1]);
       });
+      expect(queryXdp(iface)).toEqual([]);
+    });
+  });
+
+  describe("runLesson's order of clean-up (a probe loader on the hello object)", () => {
+    const probe = join(REPO_ROOT, 'test', 'helpers', 'probe-loader.ts');
+
+    it('a failed attach after defer(): the deferred step runs, nothing was attached, so no "detached"', async () => {
+      const r = await runLoader('probe', [iface], { script: probe, env: { PROBE: 'defer-then-fail' } });
+      expect(r.code).toBe(1);
+      expect(r.stderr).toBe('error: attach probe: failed on purpose\ndeferred step ran\n');
+      expect(queryXdp(iface)).toEqual([]);
+    });
+
+    it("summary() gets run()'s result and runs after detaching, while the object's maps still read", async () => {
+      const r = await runLoader('probe', [iface, '--duration', '0.5'], { script: probe, env: { PROBE: 'summary' } });
+      expect(r.stderr).toBe(`attached xdp hello on ${iface} (skb mode)\nsummary: from run, trace_tag 424242, 0 XDP programs on ${iface}\ndetached\n`);
+      expect(r.code).toBe(0);
       expect(queryXdp(iface)).toEqual([]);
     });
   });

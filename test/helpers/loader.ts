@@ -56,6 +56,8 @@ export interface StartOptions {
    * node_modules/.bin (tsx → node). kill() then signals the launcher.
    */
   launcher?: 'npx' | 'tsx';
+  /** Run this file instead of src/loaders/<lesson>.ts (a test's own loader). */
+  script?: string;
 }
 
 const running = new Set<LoaderProcess>();
@@ -103,7 +105,7 @@ export function processAlive(pid: number): boolean {
  * and one left in /tmp by root for uid 65534 locks the real nobody out of tsx.
  */
 export function startLoader(lesson: string, args: string[], opts: StartOptions = {}): LoaderProcess {
-  const script = join(REPO_ROOT, 'src', 'loaders', `${lesson}.ts`);
+  const script = opts.script ?? join(REPO_ROOT, 'src', 'loaders', `${lesson}.ts`);
   const run = opts.launcher === 'npx' ? ['npx', 'tsx', script]
     : opts.launcher === 'tsx' ? [join(REPO_ROOT, 'node_modules', '.bin', 'tsx'), script]
       : [process.execPath, '--import', 'tsx', script];

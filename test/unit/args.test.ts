@@ -7,7 +7,9 @@ import { describe, expect, it } from 'vitest';
 import { CommanderError } from 'commander';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import { formatError, lessonCommand, MAX_TIMER_SECONDS, parsePositiveInt, parseSeconds, type LessonSpec } from '../../src/cli/lesson.js';
+import { formatError, lessonCommand, libbpfLogLine, MAX_TIMER_SECONDS, parsePositiveInt, parseSeconds, type LessonSpec } from '../../src/cli/lesson.js';
+import { setLibbpfLogger } from '../../src/ffi/log.js';
+import { BpfObject } from '../../src/object.js';
 import { REPO_ROOT } from '../../src/cli/build.js';
 import { BpfError, VerifierError } from '../../src/errors.js';
 
@@ -144,5 +146,25 @@ describe('formatError', () => {
   it('prints a verifier rejection with its last log lines', () => {
     const e = new VerifierError('load object x.bpf.o', 'prog', 13, 'a\nb\ninvalid access to packet\nprocessed 2 insns (limit 1000000)\n');
     expect(formatError(e)).toBe('error: load object x.bpf.o: verifier rejected program prog:\n  a\n  b\n  invalid access to packet (EACCES)');
+  });
+});
+
+describe('--verbose lines', () => {
+  it("carry libbpf's name once, and the level only for warnings", () => {
+    const lines: string[] = [];
+    setLibbpfLogger((level, m) => lines.push(libbpfLogLine(level, m)), 'debug');
+    try {
+      BpfObject.open(join(REPO_ROOT, 'bpf', 'build', 'hello.bpf.o')).close(); // parsing the ELF logs at debug level; no root needed
+    } finally {
+      setLibbpfLogger(null);
+    }
+    expect(lines[0]).toBe(`libbpf: loading object from ${join(REPO_ROOT, 'bpf', 'build', 'hello.bpf.o')}`);
+    expect(lines.length).toBeGreaterThan(3);
+    for (const l of lines) {
+      expect(l).toMatch(/^libbpf: /);
+      expect(l).not.toMatch(/^libbpf: (libbpf|debug|info)/);
+    }
+    expect(libbpfLogLine('warn', 'map x: failed')).toBe('libbpf: warning: map x: failed');
+    expect(libbpfLogLine('info', 'x')).toBe('libbpf: x');
   });
 });
