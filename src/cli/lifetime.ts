@@ -63,15 +63,27 @@ export function launcherKind(argv: readonly string[]): string | undefined {
   return undefined;
 }
 
-/** pid and parent pid of a process from /proc, or undefined once it is gone. */
-function procInfo(pid: number): { ppid: number; argv: string[]; comm: string } | undefined {
+/** A process as /proc shows it. */
+export interface ProcInfo {
+  /** Its parent's pid. */
+  ppid: number;
+  /** Its command line (a retitled process, like npm, has it all in argv[0]). */
+  argv: string[];
+  /** Its name (at most 15 characters). */
+  comm: string;
+  /** Its state letter: R, S, D, Z (exited, not yet reaped)... */
+  state: string;
+}
+
+/** Reads /proc/<pid>/stat and cmdline; undefined once the process is gone. */
+export function procInfo(pid: number): ProcInfo | undefined {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     const close = stat.lastIndexOf(')');
     const comm = stat.slice(stat.indexOf('(') + 1, close);
-    const ppid = Number(stat.slice(close + 2).split(' ')[1]);
+    const [state, ppid] = stat.slice(close + 2).split(' ');
     const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter((a) => a !== '');
-    return { ppid, argv, comm };
+    return { ppid: Number(ppid), argv, comm, state };
   } catch {
     return undefined;
   }

@@ -1,6 +1,7 @@
 /**
  * Small system helpers over libc: interface lookup, memory mapping, mounts,
- * and watching an fd on Node's event loop.
+ * watching an fd on Node's event loop, and a process's lifetime (parent-death
+ * signal, pidfds).
  */
 import { statfsSync } from 'node:fs';
 import { func, koffi, lastErrno, libc } from './native.js';

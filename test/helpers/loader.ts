@@ -7,11 +7,11 @@
  * that a loader left nothing behind.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { REPO_ROOT } from '../../src/cli/build.js';
-import { launcherKind } from '../../src/cli/lifetime.js';
+import { launcherKind, procInfo, type ProcInfo } from '../../src/cli/lifetime.js';
 
 /** How a loader ended: an exit code, or the signal that killed it. */
 export interface LoaderExit {
@@ -72,29 +72,20 @@ const running = new Set<LoaderProcess>();
  */
 export const AS_NOBODY = ['unshare', '--user'];
 
-/** Every process's parent and command line, from /proc. */
-function processTable(): Array<{ pid: number; ppid: number; argv: string[] }> {
+/** Every process's pid, parent and command line, from /proc. */
+function processTable(): Array<{ pid: number } & ProcInfo> {
   const all = [];
   for (const name of readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    try {
-      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      const argv = readFileSync(`/proc/${name}/cmdline`, 'utf8').split('\0').filter((a) => a !== '');
-      all.push({ pid: Number(name), ppid, argv });
-    } catch { /* exited meanwhile */ }
+    const info = /^\d+$/.test(name) ? procInfo(Number(name)) : undefined;
+    if (info) all.push({ pid: Number(name), ...info });
   }
   return all;
 }
 
 /** True while process `pid` exists and is not a zombie. */
 export function processAlive(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
-  } catch {
-    return false;
-  }
+  const info = procInfo(pid);
+  return info !== undefined && info.state !== 'Z';
 }
 
 /**
