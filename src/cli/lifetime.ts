@@ -10,10 +10,11 @@
  * - prctl(PR_SET_PDEATHSIG, SIGTERM): the kernel sends SIGTERM when the
  *   direct parent exits, so the loader stops exactly as on SIGTERM;
  * - the race (the parent died before the prctl) is checked with getppid();
- * - the death signal covers only the direct parent, so every launcher above
- *   it (the ancestors that are wrappers: tsx's cli, npm/npx, the `sh -c`
- *   npm runs, sudo; the walk stops at the first other process, e.g. the
- *   user's shell) is watched through a pidfd on the event loop.
+ * - the death signal covers only the direct parent, so the parent and, while
+ *   they are launchers (tsx's cli, npm/npx, the `sh -c` npm runs, sudo), its
+ *   ancestors are watched through pidfds on the event loop; the walk stops
+ *   at the first process that is not a launcher (the user's shell, a
+ *   supervisor, the demo), which answers for its own lifetime.
  */
 import { readFileSync } from 'node:fs';
 import { constants } from 'node:os';
@@ -159,7 +160,7 @@ export function bindToLauncher(onGone: (why: string) => void): LauncherBinding {
     });
     w.unref();
     watches.push(w);
-    if (!info) break;
+    if (!kind) break; // a parent that is not a launcher (a supervisor, the demo) answers for itself
     pid = info.ppid;
   }
   if (parentPid() !== ppid) gone(`the process that started this one (pid ${ppid}) has exited`);

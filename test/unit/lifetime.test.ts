@@ -95,6 +95,8 @@ describe('bindToLauncher', () => {
   it('gets SIGTERM when its parent exits', async () => {
     const r = runShell(`$NODE; true`);
     await until(() => r.out().includes('bound'));
+    // The walk stopped at this test's worker, which is not a launcher.
+    expect(r.out()).toBe(`bound ${JSON.stringify([{ pid: r.child.pid, what: 'sh -c' }])}\n`);
     r.child.kill('SIGKILL');
     await r.closed;
     expect(r.out()).toMatch(/\n(SIGTERM|gone: launcher sh -c \(pid \d+\) has exited)\n$/);
