@@ -7,13 +7,15 @@
  * attached with bpftool) gets a one-line error, a non-zero exit and nothing
  * left attached.
  */
-import { rmSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { queryXdp } from '../src/index.js';
-import { ensureObject } from '../src/cli/build.js';
+import { ensureObject, REPO_ROOT } from '../src/cli/build.js';
 import { pairLab, run, sendUdp, type PairLab } from '../scripts/lab.js';
 import { kernelTests, withTraceLock } from './helpers/kernel.js';
-import { AS_NOBODY, eventually, programLoaded, runLoader, startLoader, stopAllLoaders } from './helpers/loader.js';
+import { AS_NOBODY, eventually, processAlive, programLoaded, runLoader, startLoader, stopAllLoaders } from './helpers/loader.js';
 
 describe.skipIf(!kernelTests())('the hello loader', () => {
   let lab: PairLab;
@@ -66,6 +68,50 @@ describe.skipIf(!kernelTests())('the hello loader', () => {
       });
     });
 
+    // The README's commands start the loader under launchers: npx tsx → npm exec → sh -c → tsx → node,
+    // tsx → node. Whatever ends the launcher the user started, the loader stops too, detaching first.
+    // (SIGINT to npx alone is not here: npm ignores it while its child runs; Ctrl-C in a terminal goes
+    // to the whole process group, so the loader gets it too.)
+    const launcherCases: Array<['npx' | 'tsx', NodeJS.Signals]> = [
+      ['npx', 'SIGKILL'], ['npx', 'SIGTERM'], ['npx', 'SIGHUP'],
+      ['tsx', 'SIGKILL'], ['tsx', 'SIGTERM'], ['tsx', 'SIGHUP'], ['tsx', 'SIGINT'],
+    ];
+    for (const [launcher, sig] of launcherCases) {
+      it(`stops, detached, when its launcher ${launcher} gets ${sig}`, async () => {
+        await withTraceLock(async () => {
+          const p = startLoader('hello', [iface], { launcher });
+          let pid: number | undefined;
+          try {
+            await p.waitFor(`attached xdp hello on ${iface} (skb mode); Ctrl-C to stop\n`);
+            pid = p.loaderPid();
+            expect(pid, 'the node process running the loader').toBeGreaterThan(0);
+            const [{ id }] = queryXdp(iface);
+            p.kill(sig);
+            expect(await eventually(() => !processAlive(pid!), 5000), `loader ${pid} still running after ${sig} to ${launcher}`).toBe(true);
+            await expectNothingLeft(id);
+            // Every process of the chain has exited (they all held the output pipes).
+            expect(await Promise.race([p.exited.then(() => true), new Promise((r) => setTimeout(() => r(false), 5000))])).toBe(true);
+            expect(p.stderr()).toMatch(/\ndetached\n$/);
+          } finally {
+            if (pid !== undefined && processAlive(pid)) process.kill(pid, 'SIGKILL');
+          }
+        });
+      });
+    }
+
+    it("--verbose shows libbpf's lines, each prefixed once", async () => {
+      await withTraceLock(async () => {
+        const { p, id } = await attached(['--verbose', '--duration', '1']);
+        expect(await p.exited).toEqual({ code: 0, signal: null });
+        const lines = p.stderr().trimEnd().split('\n');
+        const libbpf = lines.filter((l) => l.startsWith('libbpf'));
+        expect(libbpf.length).toBeGreaterThan(3);
+        expect(libbpf.every((l) => /^libbpf: (?!libbpf: |debug|info)/.test(l)), libbpf.join('\n')).toBe(true);
+        expect(lines.at(-1)).toBe('detached');
+        await expectNothingLeft(id);
+      });
+    });
+
     it('stops by itself after --duration', async () => {
       await withTraceLock(async () => {
         const { p, id } = await attached(['--duration', '0.5']);
@@ -102,11 +148,16 @@ describe.skipIf(!kernelTests())('the hello loader', () => {
       expect(r.stdout).toBe('');
     });
 
-    it('not root', async () => {
+    it('not root (and the run leaves no tsx directory for uid 65534 behind)', async () => {
+      // tsx keeps its cache and pipes in $TMPDIR/tsx-<uid>; one that root leaves for 65534
+      // would lock the real nobody user out of tsx (EACCES).
+      const nobodyTsx = join(tmpdir(), 'tsx-65534');
+      const before = existsSync(nobodyTsx);
       const r = await runLoader('hello', [iface], { prefix: AS_NOBODY });
       expect(r.code).toBe(1);
       expect(r.stderr).toBe('error: loading BPF programs needs root: run with sudo\n');
       expect(queryXdp(iface)).toEqual([]);
+      if (!before) expect(existsSync(nobodyTsx), `${nobodyTsx} left behind`).toBe(false);
     });
 
     it('a missing object file', async () => {
@@ -153,6 +204,24 @@ describe.skipIf(!kernelTests())('the hello loader', () => {
         expect(r.code, cases[i][0].join(' ')).toBe(2);
         expect(r.stderr).toMatch(cases[i][1]);
       });
+      expect(queryXdp(iface)).toEqual([]);
+    });
+  });
+
+  describe("runLesson's order of clean-up (a probe loader on the hello object)", () => {
+    const probe = join(REPO_ROOT, 'test', 'helpers', 'probe-loader.ts');
+
+    it('a failed attach after defer(): the deferred step runs, nothing was attached, so no "detached"', async () => {
+      const r = await runLoader('probe', [iface], { script: probe, env: { PROBE: 'defer-then-fail' } });
+      expect(r.code).toBe(1);
+      expect(r.stderr).toBe('error: attach probe: failed on purpose\ndeferred step ran\n');
+      expect(queryXdp(iface)).toEqual([]);
+    });
+
+    it("summary() gets run()'s result and runs after detaching, while the object's maps still read", async () => {
+      const r = await runLoader('probe', [iface, '--duration', '0.5'], { script: probe, env: { PROBE: 'summary' } });
+      expect(r.stderr).toBe(`attached xdp hello on ${iface} (skb mode)\nsummary: from run, trace_tag 424242, 0 XDP programs on ${iface}\ndetached\n`);
+      expect(r.code).toBe(0);
       expect(queryXdp(iface)).toEqual([]);
     });
   });

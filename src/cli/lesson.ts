@@ -11,9 +11,10 @@ import { VerifierError } from '../errors.js';
 import { resolveInterface, type Interface } from '../netif.js';
 import { XDP_MODES, type XdpMode } from '../xdp.js';
 import type { Attachment } from '../link.js';
-import { setLibbpfLogger } from '../ffi/log.js';
+import { setLibbpfLogger, type LibbpfLogLevel } from '../ffi/log.js';
 import { isRoot } from '../ffi/sys.js';
 import { ensureObject } from './build.js';
+import { bindToLauncher } from './lifetime.js';
 import { Output } from './output.js';
 
 /** Options every loader accepts. */
@@ -50,8 +51,11 @@ export interface LessonContext<O> {
   stop(): void;
 }
 
-/** A lesson loader's particulars. */
-export interface LessonSpec<O> {
+/**
+ * A lesson loader's particulars. `R` is what run() hands on to summary()
+ * (e.g. the reader whose counts the summary prints).
+ */
+export interface LessonSpec<O, R = void> {
   /** The lesson's folder under bpf/ (and object name). */
   lesson: string;
   /** One line for --help. */
@@ -68,15 +72,31 @@ export interface LessonSpec<O> {
    */
   attach?(ctx: LessonContext<O>): void | Promise<void>;
   /** The lesson's body: stream or poll until ctx.signal aborts. */
-  run(ctx: LessonContext<O>): Promise<void>;
-  /** After detaching: a closing summary. */
-  summary?(ctx: LessonContext<O>): void;
+  run(ctx: LessonContext<O>): Promise<R>;
+  /**
+   * After a clean run, once everything is detached (and the deferred steps
+   * ran) but before the object is closed, so its maps still read: a closing
+   * summary, given what run() returned.
+   */
+  summary?(ctx: LessonContext<O>, result: R): void;
 }
 
-/** Parses a positive number of seconds. */
+/**
+ * The longest wait a Node timer holds: 2^31-1 ms (about 24.8 days). Longer
+ * delays fire at once (TimeoutOverflowWarning), so no option may ask for one.
+ */
+export const MAX_TIMER_SECONDS = Math.floor((2 ** 31 - 1) / 1000);
+
+/**
+ * Parses a positive number of seconds that a timer can wait (at most
+ * MAX_TIMER_SECONDS). Throws commander's InvalidArgumentError otherwise.
+ */
 export function parseSeconds(v: string): number {
   const n = Number(v);
   if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError(`'${v}' is not a positive number of seconds`);
+  if (n > MAX_TIMER_SECONDS) {
+    throw new InvalidArgumentError(`'${v}' is more than ${MAX_TIMER_SECONDS} seconds (about 24 days), the longest a timer waits`);
+  }
   return n;
 }
 
@@ -88,7 +108,7 @@ export function parsePositiveInt(v: string): number {
 }
 
 /** Builds the commander program of a lesson (exported for tests of argument parsing). */
-export function lessonCommand<O>(spec: LessonSpec<O>): Command {
+export function lessonCommand<O, R>(spec: LessonSpec<O, R>): Command {
   const cmd = new Command(spec.lesson)
     .description(spec.description)
     .argument('<iface>', 'network interface to attach to')
@@ -104,6 +124,11 @@ export function lessonCommand<O>(spec: LessonSpec<O>): Command {
   return cmd;
 }
 
+/** A libbpf log line as --verbose prints it: "libbpf: <message>", "libbpf: warning: <message>" for warnings. */
+export function libbpfLogLine(level: LibbpfLogLevel, message: string): string {
+  return level === 'warn' ? `libbpf: warning: ${message}` : `libbpf: ${message}`;
+}
+
 /** Formats any error as the one line (plus a verifier log) a loader prints. */
 export function formatError(e: unknown): string {
   if (e instanceof VerifierError) return `error: ${e.message}`;
@@ -116,7 +141,7 @@ export function formatError(e: unknown): string {
  * an error (printed as one line on stderr, nothing left attached), 2 for bad
  * arguments.
  */
-export async function runLesson<O>(spec: LessonSpec<O>, argv: string[] = process.argv): Promise<never> {
+export async function runLesson<O, R = void>(spec: LessonSpec<O, R>, argv: string[] = process.argv): Promise<never> {
   const cmd = lessonCommand(spec);
   let ifname: string;
   try {
@@ -127,27 +152,33 @@ export async function runLesson<O>(spec: LessonSpec<O>, argv: string[] = process
     process.exit(code === 'commander.helpDisplayed' || code === 'commander.version' ? 0 : 2);
   }
   const opts = { json: false, ...cmd.opts() } as unknown as CommonOptions & O;
+  // Detaching and deferred steps, run in reverse order; the object is closed after them and the summary.
   const cleanups: Array<() => void> = [];
+  let attachments = 0;
+  let obj: BpfObject | undefined;
+  let ran: { result: R } | undefined;
   const ac = new AbortController();
   const out = new Output(() => ac.abort());
   const log = (msg: string) => process.stderr.write(`${msg}\n`);
   const onSignal = () => ac.abort();
   for (const s of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(s, onSignal);
+  // Stop as on SIGTERM when the process the user started (npx, tsx, sudo...) goes away.
+  const launcher = bindToLauncher((why) => { log(`stopping: ${why}`); ac.abort(); });
   let status = 0;
   let ctx: LessonContext<O> | undefined;
   try {
-    if (opts.verbose) setLibbpfLogger((level, m) => log(`libbpf ${level}: ${m}`), 'debug');
+    if (opts.verbose) setLibbpfLogger((level, m) => log(libbpfLogLine(level, m)), 'debug');
     if (!isRoot()) throw new Error('loading BPF programs needs root: run with sudo');
     const iface = resolveInterface(ifname);
     const path = opts.object ?? ensureObject(spec.lesson);
-    const obj = BpfObject.open(path);
-    cleanups.push(() => obj.close());
-    spec.configure?.(obj, opts);
-    obj.load();
+    const o = BpfObject.open(path);
+    obj = o;
+    spec.configure?.(o, opts);
+    o.load();
     ctx = {
-      opts, iface, obj, out, log,
+      opts, iface, obj: o, out, log,
       signal: ac.signal,
-      own: (a) => { cleanups.push(() => { a.detach(); }); return a; },
+      own: (a) => { attachments++; cleanups.push(() => { a.detach(); }); return a; },
       defer: (fn) => { cleanups.push(fn); },
       stop: () => ac.abort(),
       sleep: (ms) => new Promise<void>((resolve) => {
@@ -160,27 +191,29 @@ export async function runLesson<O>(spec: LessonSpec<O>, argv: string[] = process
     const c = ctx;
     if (spec.attach) await spec.attach(c);
     else {
-      const link = c.own(obj.program(spec.lesson).attachXdp(iface.index, { mode: opts.mode, force: opts.force }));
+      const link = c.own(o.program(spec.lesson).attachXdp(iface.index, { mode: opts.mode, force: opts.force }));
       log(`attached ${link.description}; Ctrl-C to stop`);
     }
     if (opts.duration !== undefined) {
       const t = setTimeout(() => ac.abort(), opts.duration * 1000);
       cleanups.push(() => clearTimeout(t));
     }
-    if (!ac.signal.aborted) await spec.run(c);
+    if (!ac.signal.aborted) ran = { result: await spec.run(c) };
   } catch (e) {
     status = 1;
     log(formatError(e));
   } finally {
-    const hadAttachments = cleanups.length > 1;
-    for (const fn of cleanups.reverse()) {
+    const cleanUp = (fn: () => void) => {
       try { fn(); } catch (e) { log(`warning: clean-up: ${(e as Error).message}`); status ||= 1; }
-    }
+    };
+    for (const fn of cleanups.reverse()) cleanUp(fn);
     await out.flush();
-    if (ctx && spec.summary && status === 0) {
-      try { spec.summary(ctx); } catch (e) { log(formatError(e)); }
+    if (ctx && ran && spec.summary && status === 0) {
+      try { spec.summary(ctx, ran.result); } catch (e) { log(formatError(e)); }
     }
-    if (hadAttachments) log('detached');
+    if (obj) cleanUp(() => obj!.close());
+    if (attachments > 0) log('detached');
+    launcher.close();
   }
   process.exit(status);
 }
@@ -206,3 +239,4 @@ export async function pollEvery(ctx: PollContext, seconds: number, tick: () => v
     tick();
   }
 }
+export { bindToLauncher, launcherKind, type Launcher, type LauncherBinding } from './lifetime.js';

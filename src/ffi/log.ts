@@ -10,7 +10,10 @@ import { koffi, libbpf, libc, func } from './native.js';
 export type LibbpfLogLevel = 'warn' | 'info' | 'debug';
 const LEVELS: LibbpfLogLevel[] = ['warn', 'info', 'debug'];
 
-/** Receives one libbpf log line (without its trailing newline). */
+/**
+ * Receives one libbpf log line, without its trailing newline and without the
+ * "libbpf: " prefix most of libbpf's lines carry (the logger knows the source).
+ */
 export type LibbpfLogger = (level: LibbpfLogLevel, message: string) => void;
 
 const PrintFn = koffi.proto('int libbpf_print_fn_t(int level, void *fmt, void *ap)');
@@ -29,7 +32,7 @@ function onPrint(level: number, fmt: bigint, ap: bigint): number {
   if (level > maxLevel && level > 0) return 0;
   const n = vsnprintf(buf, buf.length, fmt, ap);
   if (n < 0) return 0;
-  const msg = buf.toString('utf8', 0, Math.min(n, buf.length - 1)).replace(/\n+$/, '');
+  const msg = buf.toString('utf8', 0, Math.min(n, buf.length - 1)).replace(/\n+$/, '').replace(/^libbpf: /, '');
   if (level === 0) {
     recent.push(msg);
     if (recent.length > RECENT_MAX) recent.shift();
@@ -50,7 +53,7 @@ export function setLibbpfLogger(fn: LibbpfLogger | null, level: LibbpfLogLevel =
   maxLevel = fn ? LEVELS.indexOf(level) : 0;
 }
 
-/** libbpf's warnings since the last call to takeLibbpfWarnings(), oldest first. */
+/** libbpf's warnings (without the "libbpf: " prefix) since the last call to takeLibbpfWarnings(), oldest first. */
 export function takeLibbpfWarnings(): string[] {
   return recent.splice(0, recent.length);
 }

@@ -1,9 +1,10 @@
 /**
  * Small system helpers over libc: interface lookup, memory mapping, mounts,
- * and watching an fd on Node's event loop.
+ * watching an fd on Node's event loop, and a process's lifetime (parent-death
+ * signal, pidfds).
  */
 import { statfsSync } from 'node:fs';
-import { koffi, lastErrno } from './native.js';
+import { func, koffi, lastErrno, libc } from './native.js';
 import { c, MAP_FAILED, viewOf } from './libbpf.js';
 import { IfNameIndex } from './structs.js';
 
@@ -167,4 +168,34 @@ export function watchReadable(fd: number, onReadable: () => void): FdWatch {
     pause() { if (open && running) { running = false; handle.stop(); } },
     resume() { if (open && !running) { running = true; handle.start(events, cb); } },
   };
+}
+
+// ---- process lifetime: parent-death signal, parent pid, pidfds ----
+
+const prctl = func<(option: number, ...args: unknown[]) => number>(libc, 'int prctl(int option, ...)');
+const syscall = func<(nr: number, ...args: unknown[]) => number>(libc, 'long syscall(long number, ...)');
+const getppid = func<() => number>(libc, 'int getppid(void)');
+const PR_SET_PDEATHSIG = 1;
+const SYS_pidfd_open = 434; // the same number on every architecture (new syscalls share one table)
+
+/**
+ * prctl(PR_SET_PDEATHSIG): the kernel sends `signal` to this process when
+ * the thread that created it exits. Returns 0, or the errno.
+ */
+export function setParentDeathSignal(signal: number): number {
+  return prctl(PR_SET_PDEATHSIG, 'unsigned long', signal) === 0 ? 0 : lastErrno();
+}
+
+/** getppid(): the pid of the parent now (the reaper's, once the parent has died). */
+export function parentPid(): number {
+  return getppid();
+}
+
+/**
+ * pidfd_open(2): an fd that becomes readable when process `pid` exits
+ * (Linux 5.3). Returns the fd, or the errno (ESRCH: no such process).
+ */
+export function pidfdOpen(pid: number): { fd: number } | { errno: number } {
+  const fd = syscall(SYS_pidfd_open, 'int', pid, 'unsigned int', 0);
+  return fd >= 0 ? { fd } : { errno: lastErrno() };
 }

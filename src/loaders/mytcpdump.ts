@@ -10,12 +10,10 @@ import { performance } from 'node:perf_hooks';
 import { runLesson } from '../cli/lesson.js';
 import {
   addCaptureOptions, attachCapture, captureSummary, eventJson, formatEvent, formatSummary, HEADER, openCapture,
-  warnOnLosses, EVENTS_MAP, type CaptureOptions, type CaptureSummary,
+  warnOnLosses, EVENTS_MAP, type Capture, type CaptureOptions,
 } from '../lessons/mytcpdump.js';
 
-let summary: CaptureSummary | undefined;
-
-await runLesson<CaptureOptions>({
+await runLesson<CaptureOptions, { capture: Capture; start: number }>({
   lesson: 'mytcpdump',
   description: 'tcpdump-like: one line per IPv4 packet, filtered in the kernel, streamed through a ring buffer',
   json: true,
@@ -35,7 +33,8 @@ await runLesson<CaptureOptions>({
       ctx.out.line(format(ev));
       if (++n >= limit) capture.reader.close();
     }, { signal: ctx.signal });
-    summary = captureSummary(capture, start);
+    return { capture, start };
   },
-  summary: (ctx) => { if (summary) ctx.log(formatSummary(summary)); },
+  // Detached by now, so the kernel's counters are final; the object is still open to read them.
+  summary: (ctx, { capture, start }) => ctx.log(formatSummary(captureSummary(capture, start))),
 });

@@ -7,8 +7,11 @@
  * that a loader left nothing behind.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { REPO_ROOT } from '../../src/cli/build.js';
+import { launcherKind, procInfo, type ProcInfo } from '../../src/cli/lifetime.js';
 
 /** How a loader ended: an exit code, or the signal that killed it. */
 export interface LoaderExit {
@@ -33,6 +36,12 @@ export interface LoaderProcess {
   readonly exited: Promise<LoaderExit>;
   /** Sends `sig` and waits for the exit; SIGKILLs it (and rejects) if it has not exited after `timeoutMs`. */
   stop(sig?: NodeJS.Signals, timeoutMs?: number): Promise<LoaderExit>;
+  /**
+   * The pid of the node process that runs the loader: the child itself, or,
+   * under a launcher, its descendant that runs the loader's file (read from
+   * /proc while the process tree is intact, e.g. after "attached").
+   */
+  loaderPid(): number | undefined;
 }
 
 /** Options of startLoader. */
@@ -41,6 +50,14 @@ export interface StartOptions {
   prefix?: string[];
   /** Extra environment variables. */
   env?: Record<string, string>;
+  /**
+   * Start it the way the README does instead of as one process: `npx tsx
+   * src/loaders/<lesson>.ts` (npm exec → sh -c → tsx → node), or tsx from
+   * node_modules/.bin (tsx → node). kill() then signals the launcher.
+   */
+  launcher?: 'npx' | 'tsx';
+  /** Run this file instead of src/loaders/<lesson>.ts (a test's own loader). */
+  script?: string;
 }
 
 const running = new Set<LoaderProcess>();
@@ -55,16 +72,40 @@ const running = new Set<LoaderProcess>();
  */
 export const AS_NOBODY = ['unshare', '--user'];
 
+/** Every process's pid, parent and command line, from /proc. */
+function processTable(): Array<{ pid: number } & ProcInfo> {
+  const all = [];
+  for (const name of readdirSync('/proc')) {
+    const info = /^\d+$/.test(name) ? procInfo(Number(name)) : undefined;
+    if (info) all.push({ pid: Number(name), ...info });
+  }
+  return all;
+}
+
+/** True while process `pid` exists and is not a zombie. */
+export function processAlive(pid: number): boolean {
+  const info = procInfo(pid);
+  return info !== undefined && info.state !== 'Z';
+}
+
 /**
  * Starts `node --import tsx src/loaders/<lesson>.ts ...args` (one process,
- * so signals reach the loader itself, not a wrapper).
+ * so signals reach the loader itself, not a wrapper), or under the launcher
+ * asked for. A run under a prefix (another user) gets a TMPDIR of its own,
+ * removed when it exits: tsx writes its cache and pipes to $TMPDIR/tsx-<uid>,
+ * and one left in /tmp by root for uid 65534 locks the real nobody out of tsx.
  */
 export function startLoader(lesson: string, args: string[], opts: StartOptions = {}): LoaderProcess {
-  const cmd = [...(opts.prefix ?? []), process.execPath, '--import', 'tsx', join(REPO_ROOT, 'src', 'loaders', `${lesson}.ts`), ...args];
+  const script = opts.script ?? join(REPO_ROOT, 'src', 'loaders', `${lesson}.ts`);
+  const run = opts.launcher === 'npx' ? ['npx', 'tsx', script]
+    : opts.launcher === 'tsx' ? [join(REPO_ROOT, 'node_modules', '.bin', 'tsx'), script]
+      : [process.execPath, '--import', 'tsx', script];
+  const cmd = [...(opts.prefix ?? []), ...run, ...args];
+  const privateTmp = opts.prefix ? mkdtempSync(join(tmpdir(), 'libbpf-ts-loader-')) : undefined;
   const child = spawn(cmd[0], cmd.slice(1), {
     cwd: REPO_ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, ...opts.env },
+    env: { ...process.env, ...(privateTmp ? { TMPDIR: privateTmp } : {}), ...opts.env },
   });
   let out = '';
   let err = '';
@@ -75,7 +116,7 @@ export function startLoader(lesson: string, args: string[], opts: StartOptions =
   const exited = new Promise<LoaderExit>((resolve) => {
     child.on('close', (code, signal) => { done = { code, signal }; resolve(done); });
     child.on('error', (e) => { err += `spawn failed: ${e.message}\n`; done = { code: -1, signal: null }; resolve(done); });
-  });
+  }).finally(() => { if (privateTmp) rmSync(privateTmp, { recursive: true, force: true }); });
   const matches = (s: string, what: string | RegExp) => (typeof what === 'string' ? s.includes(what) : what.test(s));
   const waitOn = (get: () => string, what: string | RegExp, timeoutMs: number) =>
     new Promise<void>((resolve, reject) => {
@@ -96,6 +137,16 @@ export function startLoader(lesson: string, args: string[], opts: StartOptions =
     waitForStdout: (what, timeoutMs = 30_000) => waitOn(() => out, what, timeoutMs),
     kill(sig) { if (!done) child.kill(sig); },
     exited,
+    loaderPid() {
+      if (!opts.launcher) return child.pid;
+      const table = processTable();
+      const tree = new Set([child.pid]);
+      for (let grew = true; grew;) {
+        grew = false;
+        for (const p of table) if (!tree.has(p.pid) && tree.has(p.ppid)) { tree.add(p.pid); grew = true; }
+      }
+      return table.find((p) => tree.has(p.pid) && p.argv.includes(script) && !launcherKind(p.argv))?.pid;
+    },
     async stop(sig = 'SIGINT', timeoutMs = 15_000) {
       p.kill(sig);
       let timer: NodeJS.Timeout | undefined;

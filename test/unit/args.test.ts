@@ -5,7 +5,12 @@
  */
 import { describe, expect, it } from 'vitest';
 import { CommanderError } from 'commander';
-import { formatError, lessonCommand, parsePositiveInt, parseSeconds, type LessonSpec } from '../../src/cli/lesson.js';
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { formatError, lessonCommand, libbpfLogLine, MAX_TIMER_SECONDS, parsePositiveInt, parseSeconds, type LessonSpec } from '../../src/cli/lesson.js';
+import { setLibbpfLogger } from '../../src/ffi/log.js';
+import { BpfObject } from '../../src/object.js';
+import { REPO_ROOT } from '../../src/cli/build.js';
 import { BpfError, VerifierError } from '../../src/errors.js';
 
 const base: LessonSpec<object> = { lesson: 'hello', description: 'test lesson', run: async () => {} };
@@ -101,6 +106,29 @@ describe('number parsers', () => {
     for (const bad of ['0', '-2', 'x', 'NaN', 'Infinity']) expect(() => parseSeconds(bad)).toThrow(/is not a positive number of seconds/);
   });
 
+  it('parseSeconds refuses what a timer cannot wait (2^31-1 ms), instead of firing at once', () => {
+    expect(MAX_TIMER_SECONDS).toBe(2147483);
+    expect(parseSeconds(String(MAX_TIMER_SECONDS))).toBe(MAX_TIMER_SECONDS);
+    for (const bad of ['2147484', '3000000', '1e10']) {
+      expect(() => parseSeconds(bad)).toThrow(`'${bad}' is more than 2147483 seconds (about 24 days), the longest a timer waits`);
+    }
+    const e = parseError(['veth0', '--duration', '3000000']);
+    expect(e.code).toBe('commander.invalidArgument');
+    expect(e.exitCode).toBe(1); // runLesson exits 2 on any commander error but help
+  });
+
+  it('every loader option that becomes a timer refuses a too long wait with exit 2, before touching the kernel', () => {
+    const cases: Array<[string, string]> = [
+      ['hello', '--duration'], ['packet_counter', '--interval'], ['connection_tracker', '--interval'], ['xdp_dnat', '--interval'],
+    ];
+    for (const [lesson, opt] of cases) {
+      const r = spawnSync(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'src', 'loaders', `${lesson}.ts`), 'lo', opt, '3000000'],
+        { cwd: REPO_ROOT, encoding: 'utf8', timeout: 30_000 });
+      expect(r.status, `${lesson} ${opt}: ${r.stderr}`).toBe(2);
+      expect(r.stderr).toMatch(new RegExp(`^error: option '${opt} <seconds>' argument '3000000' is invalid\\. '3000000' is more than 2147483 seconds`));
+    }
+  });
+
   it('parsePositiveInt takes positive integers only', () => {
     expect(parsePositiveInt('1')).toBe(1);
     expect(parsePositiveInt('4096')).toBe(4096);
@@ -118,5 +146,25 @@ describe('formatError', () => {
   it('prints a verifier rejection with its last log lines', () => {
     const e = new VerifierError('load object x.bpf.o', 'prog', 13, 'a\nb\ninvalid access to packet\nprocessed 2 insns (limit 1000000)\n');
     expect(formatError(e)).toBe('error: load object x.bpf.o: verifier rejected program prog:\n  a\n  b\n  invalid access to packet (EACCES)');
+  });
+});
+
+describe('--verbose lines', () => {
+  it("carry libbpf's name once, and the level only for warnings", () => {
+    const lines: string[] = [];
+    setLibbpfLogger((level, m) => lines.push(libbpfLogLine(level, m)), 'debug');
+    try {
+      BpfObject.open(join(REPO_ROOT, 'bpf', 'build', 'hello.bpf.o')).close(); // parsing the ELF logs at debug level; no root needed
+    } finally {
+      setLibbpfLogger(null);
+    }
+    expect(lines[0]).toBe(`libbpf: loading object from ${join(REPO_ROOT, 'bpf', 'build', 'hello.bpf.o')}`);
+    expect(lines.length).toBeGreaterThan(3);
+    for (const l of lines) {
+      expect(l).toMatch(/^libbpf: /);
+      expect(l).not.toMatch(/^libbpf: (libbpf|debug|info)/);
+    }
+    expect(libbpfLogLine('warn', 'map x: failed')).toBe('libbpf: warning: map x: failed');
+    expect(libbpfLogLine('info', 'x')).toBe('libbpf: x');
   });
 });
