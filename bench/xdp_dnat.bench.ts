@@ -31,7 +31,7 @@ import { pathToFileURL } from 'node:url';
 import { BPF_F_TEST_XDP_LIVE_FRAMES, BpfObject, XdpAction, resolveInterface, type Program } from '../src/index.js';
 import { ensureObject, REPO_ROOT } from '../src/cli/build.js';
 import { DEFAULT_SERVICE, MAPS, PROGRAMS, ServiceTable, backendValue, serviceKey, type Service } from '../src/lessons/xdp_dnat.js';
-import { dnatLab, run } from '../scripts/lab.js';
+import { dnatLab, run } from '../src/lab/index.js';
 import { buildFrame } from '../test/helpers/packets.js';
 import { now, type BenchModule, type BenchRow } from './lib.js';
 

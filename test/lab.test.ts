@@ -8,7 +8,7 @@ import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import {
   checkTag, cleanupStale, dnatLab, listenUdp, pairLab, ping, run, runNs, sendTcpConnect, sendUdp,
   type DnatLab, type PairLab,
-} from '../scripts/lab.js';
+} from '../src/lab/index.js';
 
 function kernelTests(): boolean {
   if (process.getuid?.() === 0) return true;
@@ -189,7 +189,7 @@ describe.skipIf(!kernelTests())('lab on a real kernel', () => {
     it('sends traffic only from lab namespaces, to IPv4 literals', async () => {
       await expect(sendUdp('', '10.0.0.1', 9, 1, 1)).rejects.toThrow(/only sent from lab namespaces/);
       await expect(ping('default', '10.0.0.1', 1)).rejects.toThrow(/only sent from lab namespaces/);
-      await expect(sendTcpConnect('lbts-x', 'example.com', 80)).rejects.toThrow(/not an IPv4 address/);
+      await expect(sendTcpConnect('lbts-x', 'example.com', 80)).rejects.toThrow(/bad IPv4 address 'example.com'/);
       await expect(sendUdp('lbts-x', '10.0.0.1', 9, 1_000_000, 1)).rejects.toThrow(/count must be/);
     });
   });

@@ -11,7 +11,7 @@ import { rmSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { queryXdp } from '../src/index.js';
 import { ensureObject } from '../src/cli/build.js';
-import { pairLab, run, sendUdp, type PairLab } from '../scripts/lab.js';
+import { pairLab, run, sendUdp, type PairLab } from '../src/lab/index.js';
 import { kernelTests, withTraceLock } from './helpers/kernel.js';
 import { AS_NOBODY, eventually, programLoaded, runLoader, startLoader, stopAllLoaders } from './helpers/loader.js';
 

@@ -19,8 +19,8 @@
 import { existsSync, rmSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ServiceTable, formatService, parseService, type DnatStats } from '../src/lessons/xdp_dnat.js';
-import { startBackendServers, tcpExchange, udpExchange, type BackendServers } from '../src/demo.js';
-import { dnatLab, run, runNs, type DnatLab } from '../scripts/lab.js';
+import { startBackendServers, tcpExchange, udpExchange, type BackendServers } from '../src/lab/index.js';
+import { dnatLab, run, runNs, type DnatLab } from '../src/lab/index.js';
 import { kernelTests } from './helpers/kernel.js';
 import { runServices, startLoader, stopAllLoaders, type LoaderProcess } from './helpers/loader.js';
 
