@@ -115,6 +115,8 @@ describe.skipIf(!kernelTests())('lab on a real kernel', () => {
       const route = (await run(['ip', '-n', lab.client, 'route', 'get', '10.96.0.10'])).stdout;
       expect(route).toMatch(/^10\.96\.0\.10 via 10\.0\.1\.1 dev eth0 /);
       expect((await run(['ip', '-n', lab.client, 'route', 'show', '10.96.0.0/12'])).stdout).toContain('via 10.0.1.1');
+      // GRO on the backend's eth0: a veth (lb1) passes XDP-redirected frames only to a peer that runs NAPI.
+      expect((await runNs(lab.backend, ['ethtool', '-k', lab.backendIf])).stdout).toMatch(/^generic-receive-offload: on$/m);
     });
 
     it('routes the client to the backend (and back) through lb, before any BPF', async () => {

@@ -16,7 +16,7 @@
 import { createHash } from 'node:crypto';
 import { formatIpv4, parseIpv4 } from '../codec.js';
 import {
-  addNs, delMarkedLink, delNs, link, links, listNetns, run, sysctl, waitUp,
+  addNs, delMarkedLink, delNs, link, links, listNetns, run, runNs, sysctl, waitUp,
 } from './netns.js';
 import { allowTrafficFrom } from './traffic.js';
 
@@ -282,7 +282,9 @@ async function downDnat(tag: string, prefix: string): Promise<string[]> {
  * rp_filter 0] lb1 10.244.1.1/24 -- backend eth0 10.244.1.5/24. The client
  * routes 10.96.0.0/12 and its default via 10.0.1.1; the backend's default
  * is 10.244.1.1; lb has only its two subnets. IPv6 off, loopback up, every
- * link up. Removes leftovers of a dnat lab with the same tag first.
+ * link up; GRO on the backend's eth0, so XDP in native mode on lb0 can
+ * redirect into lb1 (a veth drops redirected frames unless its peer has GRO
+ * or an XDP program). Removes leftovers of a dnat lab with the same tag first.
  * Throws on an invalid tag (before touching anything), or, after removing
  * what it created, when a step fails.
  */
@@ -324,6 +326,11 @@ export async function dnatLab(tag: string, opts: LabOptions = {}): Promise<DnatL
       await run(['ip', '-n', ns, 'addr', 'add', addr, 'dev', ifname]);
       await run(['ip', '-n', ns, 'link', 'set', 'dev', ifname, 'up']);
     }
+    // XDP on lb0 in native mode redirects into lb1. A veth hands an XDP
+    // frame to its peer only when the peer runs NAPI: GRO on (or an XDP
+    // program of its own). Otherwise the kernel drops the frame without a
+    // word (veth_xdp_xmit: no napi; counted only as lb1's tx drops).
+    await runNs(backend, ['ethtool', '-K', lab.backendIf, 'gro', 'on']);
     await run(['ip', '-n', client, 'route', 'add', lab.vipNet, 'via', lab.lbClientIp]);
     await run(['ip', '-n', client, 'route', 'add', 'default', 'via', lab.lbClientIp]);
     await run(['ip', '-n', backend, 'route', 'add', 'default', 'via', lab.lbBackendIp]);
