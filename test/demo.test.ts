@@ -106,4 +106,16 @@ describe.skipIf(!kernelTests())('the demo (npm start) leaves nothing however it 
     expect(r).toEqual({ code, signal: null });
     expect(await leftAfter()).toEqual([]);
   });
+
+  it('killed outright (SIGKILL), its loader still stops: programs detached, pins removed, no process left', async () => {
+    const d = startDemo();
+    await d.waitFor('loader: Ctrl-C to stop');
+    d.child.kill('SIGKILL');
+    expect(await d.exited).toEqual({ code: null, signal: 'SIGKILL' });
+    // Only the lab's namespaces stay (nothing runs in them); the next run removes them first.
+    await eventually(async () => (await leftovers()).every((l) => l.startsWith('namespace ')), 15_000);
+    expect((await leftovers()).filter((l) => !l.startsWith('namespace '))).toEqual([]);
+    await cleanup(TAG);
+    expect(await leftAfter()).toEqual([]);
+  });
 });
