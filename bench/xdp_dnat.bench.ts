@@ -222,7 +222,7 @@ const bench: BenchModule = {
       rows.push(
         { group: 'xdp_dnat', figure: `forward program, miss, repeat=${w.loopRepeat}`, unit: 'ns/pkt', ts: w.missLoopNs, ratio: w.missLoopNs / w.passLoopNs, note: 'one call, the kernel loops over the same buffer (fine for a miss: nothing is rewritten); ratio: vs bare XDP_PASS the same way' },
         { group: 'xdp_dnat', figure: `bare XDP_PASS, repeat=${w.loopRepeat}`, unit: 'ns/pkt', ts: w.passLoopNs },
-        { group: 'xdp_dnat', figure: `forward program, live frames, repeat=${w.liveRepeat}`, unit: 'ns/pkt', ts: w.liveNs, note: `BPF_F_TEST_XDP_LIVE_FRAMES from lb0: verdicts carried out (redirects into lb1, which drops them: the backend's veth end runs no XDP); only ${Math.round(w.liveHitFraction * w.liveRepeat)} of ${w.liveRepeat} runs were hits (service hit counter: about one per page of the pool): recycled pages keep the rewritten packet, which then misses. Not a hit-path figure.` },
+        { group: 'xdp_dnat', figure: `forward program, live frames, repeat=${w.liveRepeat}`, unit: 'ns/pkt', ts: w.liveNs, note: `BPF_F_TEST_XDP_LIVE_FRAMES from lb0: verdicts carried out (the few redirects go through lb1 to the backend, whose eth0 has GRO on); only ${Math.round(w.liveHitFraction * w.liveRepeat)} of ${w.liveRepeat} runs were hits (service hit counter: about one per page of the pool): recycled pages keep the rewritten packet, which then misses. Not a hit-path figure.` },
       );
     } finally {
       await lab.down();
