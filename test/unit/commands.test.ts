@@ -8,10 +8,15 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { REPO_ROOT } from '../../src/cli/build.js';
 
-/** Runs `node --import tsx <script> ...args` from the repository root; kills it after 30 s. */
-function runScript(script: string, args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+/**
+ * Runs `node --import tsx <script> ...args` from the repository root; kills
+ * it after 30 s. With `closeStdout` the reading end of its stdout is closed
+ * at once, as `| head -0` would.
+ */
+function runScript(script: string, args: string[], closeStdout = false): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, ['--import', 'tsx', join(REPO_ROOT, script), ...args], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    if (closeStdout) child.stdout.destroy();
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => { stdout += d; });
@@ -49,6 +54,15 @@ describe('--help and bad usage of the scripts', () => {
     const r = await runScript(script, args);
     expect(r).toMatchObject({ code: 2, stdout: '' });
     expect(r.stderr).toMatch(error);
+  });
+
+  it.each([
+    ['src/demo.ts', ['--help']],
+    ['scripts/lab.ts', ['--help']],
+    ['scripts/lab.ts', ['list']],
+    ['bench/run.ts', ['--help']],
+  ])('%s %j ends cleanly when its reader has gone (EPIPE): exit 0, nothing on stderr', async (script, args) => {
+    expect(await runScript(script, args, true)).toMatchObject({ code: 0, stderr: '' });
   });
 
   it('lab.ts refuses a bad --prefix in one line, before touching anything', async () => {
