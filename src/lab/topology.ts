@@ -329,7 +329,7 @@ export async function dnatLab(tag: string, opts: LabOptions = {}): Promise<DnatL
     // XDP on lb0 in native mode redirects into lb1. A veth hands an XDP
     // frame to its peer only when the peer runs NAPI: GRO on (or an XDP
     // program of its own). Otherwise the kernel drops the frame without a
-    // word (veth_xdp_xmit: no napi; counted only as lb1's tx drops).
+    // word (veth_xdp_xmit: no napi; not even lb1's tx drop counter moves).
     await runNs(backend, ['ethtool', '-K', lab.backendIf, 'gro', 'on']);
     await run(['ip', '-n', client, 'route', 'add', lab.vipNet, 'via', lab.lbClientIp]);
     await run(['ip', '-n', client, 'route', 'add', 'default', 'via', lab.lbClientIp]);
