@@ -89,6 +89,7 @@ export function runNs(ns: string, cmd: string[], opts?: RunOptions): Promise<{ s
 
 const HAVE_IPV6 = existsSync('/proc/sys/net/ipv6');
 
+/** Resolves after `ms` milliseconds. */
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** The names of the network namespaces that exist. Throws when `ip` fails. */
