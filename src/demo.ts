@@ -27,11 +27,11 @@ import { cleanup, dnatLab, type DnatLab } from './lab/topology.js';
 import { startBackendServers, tcpExchange, udpExchange, type BackendServers } from './lab/traffic.js';
 
 /** The demo lab's tag: its namespaces are lbts-dnatdemo-client, -lb and -backend. */
-export const DEMO_TAG = 'dnatdemo';
+const DEMO_TAG = 'dnatdemo';
 /** Where the demo's loader pins its maps. */
-export const DEMO_PIN_DIR = join(PIN_ROOT, 'demo');
+const DEMO_PIN_DIR = join(PIN_ROOT, 'demo');
 /** The UDP service the demo adds while the loader runs. */
-export const DEMO_UDP_SERVICE: Service = { vip: '10.96.0.11', port: 53, proto: 'udp', backend: { ip: '10.244.1.5', port: 5353 } };
+const DEMO_UDP_SERVICE: Service = { vip: '10.96.0.11', port: 53, proto: 'udp', backend: { ip: '10.244.1.5', port: 5353 } };
 
 /** Rejects with the abort reason as soon as `signal` aborts; else settles as `p`. */
 function unlessAborted<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
