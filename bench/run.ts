@@ -7,29 +7,18 @@
 import { readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { newCommand, runCommand } from '../src/cli/command.js';
 import type { BenchModule, BenchRow } from './lib.js';
-
-const args = process.argv.slice(2);
-const json = args.includes('--json');
-const quick = args.includes('--quick');
-const onlyAt = args.indexOf('--only');
-const only = onlyAt >= 0 ? args[onlyAt + 1] : undefined;
 
 const dir = dirname(fileURLToPath(import.meta.url));
 const files = readdirSync(dir).filter((f) => f.endsWith('.bench.ts')).sort();
-const rows: BenchRow[] = [];
-let failed = false;
-for (const f of files) {
-  const mod = (await import(pathToFileURL(join(dir, f)).href)).default as BenchModule;
-  if (only && mod.name !== only) continue;
-  if (!json) process.stderr.write(`running ${mod.name}...\n`);
-  try {
-    rows.push(...(await mod.run({ quick })));
-  } catch (e) {
-    failed = true;
-    process.stderr.write(`bench ${mod.name} failed: ${(e as Error).message}\n`);
-  }
-}
+const groups = files.map((f) => f.replace(/\.bench\.ts$/, ''));
+
+const program = newCommand('bench')
+  .description('measure the figures of every bench/*.bench.ts module (needs root), side by side in one run, and print a table')
+  .option('--json', 'print JSON instead of the table', false)
+  .option('--quick', 'fewer iterations: a smoke run, not figures to quote', false)
+  .option('--only <group>', `run one group: ${groups.join(', ')}`);
 
 function fmt(n: number | undefined): string {
   if (n === undefined) return '';
@@ -38,16 +27,37 @@ function fmt(n: number | undefined): string {
   return Number.isInteger(n) ? String(n) : n.toFixed(n < 10 ? 3 : 1);
 }
 
-if (json) {
-  process.stdout.write(`${JSON.stringify({ date: new Date().toISOString(), quick, rows }, null, 2)}\n`);
-} else {
-  const header = ['group', 'figure', 'TS', 'C', 'unit', 'ratio', 'goal', 'met'];
-  const table = rows.map((r) => [r.group, r.figure, fmt(r.ts), fmt(r.c), r.unit, r.ratio === undefined ? '' : r.ratio.toFixed(2), r.goal ?? '', r.pass === undefined ? '' : r.pass ? 'yes' : 'NO']);
-  const widths = header.map((h, i) => Math.max(h.length, ...table.map((r) => r[i].length)));
-  const line = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i])).join(' | ')} |`;
-  console.log(line(header));
-  console.log(`|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`);
-  for (const r of table) console.log(line(r));
-  for (const r of rows) if (r.note) console.log(`- ${r.figure}: ${r.note}`);
-}
-process.exit(failed ? 1 : 0);
+await runCommand(program, async ({ out, log, signal }) => {
+  const { json, quick, only } = program.opts<{ json: boolean; quick: boolean; only?: string }>();
+  if (only !== undefined && !groups.includes(only)) {
+    log(`error: --only ${only}: no such group (have: ${groups.join(', ')})`);
+    return 2;
+  }
+  const rows: BenchRow[] = [];
+  let failed = false;
+  for (const f of files) {
+    if (signal.aborted) break;
+    const mod = (await import(pathToFileURL(join(dir, f)).href)).default as BenchModule;
+    if (only && mod.name !== only) continue;
+    if (!json) log(`running ${mod.name}...`);
+    try {
+      rows.push(...(await mod.run({ quick })));
+    } catch (e) {
+      failed = true;
+      log(`bench ${mod.name} failed: ${(e as Error).message}`);
+    }
+  }
+  if (json) {
+    out.line(JSON.stringify({ date: new Date().toISOString(), quick, rows }, null, 2));
+  } else {
+    const header = ['group', 'figure', 'TS', 'C', 'unit', 'ratio', 'goal', 'met'];
+    const table = rows.map((r) => [r.group, r.figure, fmt(r.ts), fmt(r.c), r.unit, r.ratio === undefined ? '' : r.ratio.toFixed(2), r.goal ?? '', r.pass === undefined ? '' : r.pass ? 'yes' : 'NO']);
+    const widths = header.map((h, i) => Math.max(h.length, ...table.map((r) => r[i].length)));
+    const line = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i])).join(' | ')} |`;
+    out.line(line(header));
+    out.line(`|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`);
+    for (const r of table) out.line(line(r));
+    for (const r of rows) if (r.note) out.line(`- ${r.figure}: ${r.note}`);
+  }
+  return failed ? 1 : 0;
+});

@@ -31,7 +31,7 @@ import { pathToFileURL } from 'node:url';
 import { BPF_F_TEST_XDP_LIVE_FRAMES, BpfObject, XdpAction, resolveInterface, type Program } from '../src/index.js';
 import { ensureObject, REPO_ROOT } from '../src/cli/build.js';
 import { DEFAULT_SERVICE, MAPS, PROGRAMS, ServiceTable, backendValue, serviceKey, type Service } from '../src/lessons/xdp_dnat.js';
-import { dnatLab, run } from '../scripts/lab.js';
+import { dnatLab, run } from '../src/lab/index.js';
 import { buildFrame } from '../test/helpers/packets.js';
 import { now, type BenchModule, type BenchRow } from './lib.js';
 
@@ -222,7 +222,7 @@ const bench: BenchModule = {
       rows.push(
         { group: 'xdp_dnat', figure: `forward program, miss, repeat=${w.loopRepeat}`, unit: 'ns/pkt', ts: w.missLoopNs, ratio: w.missLoopNs / w.passLoopNs, note: 'one call, the kernel loops over the same buffer (fine for a miss: nothing is rewritten); ratio: vs bare XDP_PASS the same way' },
         { group: 'xdp_dnat', figure: `bare XDP_PASS, repeat=${w.loopRepeat}`, unit: 'ns/pkt', ts: w.passLoopNs },
-        { group: 'xdp_dnat', figure: `forward program, live frames, repeat=${w.liveRepeat}`, unit: 'ns/pkt', ts: w.liveNs, note: `BPF_F_TEST_XDP_LIVE_FRAMES from lb0: verdicts carried out (redirects into lb1, which drops them: the backend's veth end runs no XDP); only ${Math.round(w.liveHitFraction * w.liveRepeat)} of ${w.liveRepeat} runs were hits (service hit counter: about one per page of the pool): recycled pages keep the rewritten packet, which then misses. Not a hit-path figure.` },
+        { group: 'xdp_dnat', figure: `forward program, live frames, repeat=${w.liveRepeat}`, unit: 'ns/pkt', ts: w.liveNs, note: `BPF_F_TEST_XDP_LIVE_FRAMES from lb0: verdicts carried out (the few redirects go through lb1 to the backend, whose eth0 has GRO on); only ${Math.round(w.liveHitFraction * w.liveRepeat)} of ${w.liveRepeat} runs were hits (service hit counter: about one per page of the pool): recycled pages keep the rewritten packet, which then misses. Not a hit-path figure.` },
       );
     } finally {
       await lab.down();

@@ -1,502 +1,81 @@
 /**
- * The lab: throwaway topologies of network namespaces joined by veth pairs,
- * built with iproute2, for tests, the demo, and users with no spare
- * interface. Traffic only ever goes to addresses inside the lab.
+ * The lab from the command line (the lab itself is src/lab/):
  *
- *   tsx scripts/lab.ts up pair <tag>    veth <tag>h (root namespace) <-> <tag>p (namespace lbts-<tag>)
- *   tsx scripts/lab.ts up dnat <tag>    namespaces lbts-<tag>-client, lbts-<tag>-lb, lbts-<tag>-backend
- *   tsx scripts/lab.ts down <tag>       removes the pair and dnat labs of <tag>
- *   tsx scripts/lab.ts list             the labs that are up
- *   tsx scripts/lab.ts clean [prefix]   removes every lab namespace (default prefix lbts-): after crashes
+ *   sudo npx tsx scripts/lab.ts up pair <tag>    veth <tag>h (root namespace) <-> <tag>p (namespace lbts-<tag>)
+ *   sudo npx tsx scripts/lab.ts up dnat <tag>    namespaces lbts-<tag>-client, lbts-<tag>-lb, lbts-<tag>-backend
+ *   sudo npx tsx scripts/lab.ts down <tag>       removes the pair and dnat labs of <tag>
+ *   sudo npx tsx scripts/lab.ts list             the labs that are up
+ *   sudo npx tsx scripts/lab.ts clean [prefix]   removes every lab namespace (default: all of the prefix): after crashes
  *
- * Names: a tag is 1-10 characters of a-z, 0-9 and '-', starting with a letter
- * or digit (so `<tag>h` fits the 15-character interface name limit). Every
- * builder first removes leftovers of the same tag and kind, tears down what
- * it made if it fails half way, and returns a lab whose down() is
- * idempotent. The only thing a lab puts in the root namespace is a pair
- * lab's host interface, marked with the alias `lbts-<tag>`; teardown deletes
- * root-namespace interfaces only when they carry that mark.
+ * --prefix P names the namespaces P<tag>... instead of lbts-<tag>...
  */
-import { existsSync, realpathSync } from 'node:fs';
-import { writeFile } from 'node:fs/promises';
-import { createHash } from 'node:crypto';
-import { pathToFileURL } from 'node:url';
-import { run, runNs } from './traffic.js';
+import { Argument } from 'commander';
+import { newCommand, runCommand, type CommandContext } from '../src/cli/command.js';
+import {
+  DEFAULT_PREFIX, cleanup, cleanupStale, dnatLab, labPrefix, listLabs, pairLab,
+} from '../src/lab/index.js';
 
-export {
-  run, runNs, CommandError, sendUdp, sendTcpConnect, tcpConnect, ping, listenUdp,
-  type RunOptions, type UdpListener, type UdpReceived,
-} from './traffic.js';
+type Job = (ctx: CommandContext, prefix: string) => Promise<void>;
+let job: Job | undefined;
 
-const PREFIX = 'lbts-';
-const DNAT_ROLES = ['client', 'lb', 'backend'] as const;
-const HAVE_IPV6 = existsSync('/proc/sys/net/ipv6');
+const program = newCommand('lab')
+  .description('throwaway network namespaces and veth pairs to run the lessons on (needs root)')
+  .option('--prefix <prefix>', "name prefix of the lab's namespaces", DEFAULT_PREFIX);
 
-/**
- * Throws unless `tag` is 1-10 characters of a-z, 0-9 and '-' starting with a
- * letter or digit, and does not end in -client, -lb or -backend (those would
- * name a dnat lab's namespaces).
- */
-export function checkTag(tag: string): void {
-  if (typeof tag !== 'string' || !/^[a-z0-9][a-z0-9-]{0,9}$/.test(tag)) {
-    throw new Error(`lab tag '${tag}': use 1-10 characters of a-z, 0-9 and '-', starting with a letter or digit`);
-  }
-  if (/-(client|lb|backend)$/.test(tag)) throw new Error(`lab tag '${tag}': must not end in -client, -lb or -backend`);
-}
-
-// ---------------------------------------------------------------- helpers
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** The names of the network namespaces that exist. */
-async function listNetns(): Promise<string[]> {
-  const { stdout } = await run(['ip', 'netns', 'list']);
-  return stdout.split('\n').map((l) => l.split(' ')[0]).filter(Boolean);
-}
-
-interface LinkJson { ifindex: number; ifname: string; address: string; operstate: string; ifalias?: string }
-
-/** The links of namespace `ns` (null: root). */
-async function links(ns: string | null): Promise<LinkJson[]> {
-  const { stdout } = await run(ns ? ['ip', '-n', ns, '-j', 'link', 'show'] : ['ip', '-j', 'link', 'show']);
-  return JSON.parse(stdout || '[]') as LinkJson[];
-}
-
-async function link(ns: string | null, ifname: string): Promise<LinkJson | undefined> {
-  return (await links(ns)).find((l) => l.ifname === ifname);
-}
-
-/** Sets sysctls in namespace `ns` (null: root); keys under net.ipv6 are skipped when IPv6 is off in the kernel. */
-async function sysctl(ns: string | null, settings: Record<string, string | number>): Promise<void> {
-  const kv = Object.entries(settings)
-    .filter(([k]) => HAVE_IPV6 || !k.startsWith('net.ipv6.'))
-    .map(([k, v]) => `${k}=${v}`);
-  if (kv.length === 0) return;
-  if (ns) await runNs(ns, ['sysctl', '-q', '-w', ...kv]);
-  else for (const [k, v] of kv.map((s) => s.split('='))) await writeFile(`/proc/sys/${k.replaceAll('.', '/')}`, `${v}\n`);
-}
-
-/** Creates namespace `ns` with loopback up and IPv6 off for every interface it will get. */
-async function addNs(ns: string): Promise<void> {
-  await run(['ip', 'netns', 'add', ns]);
-  await run(['ip', '-n', ns, 'link', 'set', 'dev', 'lo', 'up']);
-  await sysctl(ns, { 'net.ipv6.conf.all.disable_ipv6': 1, 'net.ipv6.conf.default.disable_ipv6': 1 });
-}
-
-/** Deletes namespace `ns`; fine when it is already gone. Throws when it stays. */
-async function delNs(ns: string): Promise<boolean> {
-  try {
-    await run(['ip', 'netns', 'del', ns]);
-    return true;
-  } catch (e) {
-    if ((await listNetns()).includes(ns)) throw e;
-    return false;
-  }
-}
-
-/** Deletes root-namespace interface `ifname` if it carries our mark `alias`; fine when it is gone. */
-async function delMarkedLink(ifname: string, alias: string): Promise<boolean> {
-  const l = await link(null, ifname);
-  if (!l || l.ifalias !== alias) return false;
-  try {
-    await run(['ip', 'link', 'del', 'dev', ifname]);
-    return true;
-  } catch (e) {
-    if (await link(null, ifname)) throw e;
-    return false;
-  }
-}
-
-/** Waits (up to 3 s) until the links are operationally up: before that a veth drops what it is given. */
-async function waitUp(ns: string | null, ifnames: string[]): Promise<void> {
-  const deadline = Date.now() + 3000;
-  for (;;) {
-    const all = await links(ns);
-    const down = ifnames.filter((n) => all.find((l) => l.ifname === n)?.operstate !== 'UP');
-    if (down.length === 0) return;
-    if (Date.now() > deadline) throw new Error(`lab: ${down.join(', ')}${ns ? ` in ${ns}` : ''} not up after 3 s`);
-    await sleep(10);
-  }
-}
-
-/** Runs the teardown steps, all of them, then throws one error naming those that failed. */
-async function teardown(what: string, steps: Array<() => Promise<boolean>>, names: string[]): Promise<string[]> {
-  const removed: string[] = [];
-  const errors: string[] = [];
-  for (const [i, step] of steps.entries()) {
-    try {
-      if (await step()) removed.push(names[i]);
-    } catch (e) {
-      errors.push((e as Error).message);
-    }
-  }
-  if (errors.length) throw new Error(`lab ${what}: teardown incomplete: ${errors.join('; ')}`);
-  return removed;
-}
-
-/** Builds with `build`; if it throws, tears down with `down` and rethrows the build's error. */
-async function buildOrTeardown<T>(build: () => Promise<T>, down: () => Promise<unknown>): Promise<T> {
-  try {
-    return await build();
-  } catch (e) {
-    try {
-      await down();
-    } catch (e2) {
-      (e as Error).message += ` (and ${(e2 as Error).message})`;
-    }
-    throw e;
-  }
-}
-
-// ---------------------------------------------------------------- pair lab
-
-/** A veth pair: the host end in the root namespace, the peer end in namespace `ns`. */
-export interface PairLab {
-  tag: string;
-  /** `lbts-<tag>`, where the peer end lives. */
-  ns: string;
-  /** `<tag>h`, in the root namespace: attach XDP here. */
-  hostIf: string;
-  /** `<tag>p`, in `ns`. */
-  peerIf: string;
-  hostIp: string;
-  peerIp: string;
-  hostMac: string;
-  peerMac: string;
-  hostIfindex: number;
-  /** Removes the pair and the namespace. Idempotent; throws only when something stays. */
-  down(): Promise<void>;
-  [Symbol.asyncDispose](): Promise<void>;
-}
-
-const SLOTS = 16384; // the /30s of 10.201.0.0/16
-
-function ipToInt(ip: string): number {
-  return ip.split('.').reduce((n, p) => n * 256 + Number(p), 0);
-}
-function intToIp(n: number): string {
-  return [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join('.');
-}
-const BASE = ipToInt('10.201.0.0');
-
-/**
- * The IPv4 ranges of the root namespace that a lab subnet must not overlap:
- * every address and route outside `exceptIf`. A network wider than /16 (a
- * default route, a 10.0.0.0/8 LAN) only blocks its own address, not the
- * whole range, as our /30 is more specific.
- */
-async function takenRanges(exceptIf: string): Promise<Array<[number, number]>> {
-  const out: Array<[number, number]> = [];
-  const add = (ip: string, len: number, net: boolean) => {
-    if (!/^\d+\.\d+\.\d+\.\d+$/.test(ip)) return;
-    const a = ipToInt(ip);
-    if (net && len >= 16) {
-      const size = 2 ** (32 - len);
-      const start = a - (a % size);
-      out.push([start, start + size - 1]);
-    } else {
-      out.push([a, a]);
-    }
-  };
-  const addrs = await run(['ip', '-4', '-o', 'addr', 'show']);
-  for (const line of addrs.stdout.split('\n')) {
-    const m = /^\d+:\s+(\S+)\s+inet (\d+\.\d+\.\d+\.\d+)\/(\d+)/.exec(line);
-    if (m && m[1] !== exceptIf) add(m[2], Number(m[3]), true);
-  }
-  const routes = await run(['ip', '-4', 'route', 'show', 'table', 'all']);
-  for (const line of routes.stdout.split('\n')) {
-    if (line.includes(` dev ${exceptIf} `) || line.endsWith(` dev ${exceptIf}`)) continue;
-    const m = /^(?:(?:unicast|local|broadcast|anycast|multicast|blackhole|unreachable|prohibit|throw|nat)\s+)?(\d+\.\d+\.\d+\.\d+)(?:\/(\d+))?/.exec(line);
-    if (m) add(m[1], m[2] === undefined ? 32 : Number(m[2]), m[2] !== undefined);
-  }
-  return out;
-}
-
-function slotFree(slot: number, taken: Array<[number, number]>): boolean {
-  const lo = BASE + slot * 4;
-  const hi = lo + 3;
-  return !taken.some(([a, b]) => a <= hi && b >= lo);
-}
-
-/**
- * Gives `hostIf` a /30 from 10.201.0.0/16: first the one the hash of `tag`
- * points at, else the next free one; then checks again that no other
- * interface took an overlapping subnet meanwhile (a lab being built in
- * parallel) and, if one did, moves to a random free /30 and retries.
- */
-async function assignSubnet(tag: string, hostIf: string): Promise<{ hostIp: string; peerIp: string }> {
-  const start = createHash('sha1').update(tag).digest().readUInt16BE(0) % SLOTS;
-  const tried = new Set<number>();
-  for (let attempt = 0; attempt < 8; attempt++) {
-    const taken = await takenRanges(hostIf);
-    const from = attempt === 0 ? start : Math.floor(Math.random() * SLOTS);
-    let slot = -1;
-    for (let i = 0; i < SLOTS; i++) {
-      const s = (from + i) % SLOTS;
-      if (!tried.has(s) && slotFree(s, taken)) { slot = s; break; }
-    }
-    if (slot < 0) throw new Error('lab: no free /30 in 10.201.0.0/16 (the host uses it)');
-    tried.add(slot);
-    const hostIp = intToIp(BASE + slot * 4 + 1);
-    const peerIp = intToIp(BASE + slot * 4 + 2);
-    await run(['ip', 'addr', 'add', `${hostIp}/30`, 'dev', hostIf]);
-    if (slotFree(slot, await takenRanges(hostIf))) return { hostIp, peerIp };
-    await run(['ip', 'addr', 'del', `${hostIp}/30`, 'dev', hostIf]);
-  }
-  throw new Error('lab: could not claim a free /30 in 10.201.0.0/16 after 8 tries');
-}
-
-function pairNames(tag: string) {
-  return { ns: `${PREFIX}${tag}`, hostIf: `${tag}h`, peerIf: `${tag}p` };
-}
-
-/**
- * Removes the pair lab `tag`: its host interface (only if it carries the
- * lab's mark), then its namespace. Resolves with what it removed; already
- * gone is fine. Throws when something could not be removed.
- */
-async function downPair(tag: string): Promise<string[]> {
-  const { ns, hostIf } = pairNames(tag);
-  // The interface first: deleting a veth is synchronous, while a deleted
-  // namespace takes its interfaces down asynchronously.
-  return teardown(tag, [() => delMarkedLink(hostIf, ns), () => delNs(ns)], [hostIf, ns]);
-}
-
-/**
- * Builds a veth pair: `<tag>h` in the root namespace (so in-process code can
- * attach XDP to it) and `<tag>p` in a new namespace `lbts-<tag>`, with a /30
- * from 10.201.0.0/16 (host .1, peer .2 of it) that overlaps nothing on the
- * host, IPv6 off on both ends (the kernel then sends nothing of its own but
- * ARP), both ends up. Removes leftovers of a pair lab with the same tag
- * first (a concurrent user of the same tag loses its lab).
- * Throws on an invalid tag (before touching anything), or, after removing
- * what it created, when a step fails, e.g. `<tag>h` exists and is not a lab
- * interface ("File exists").
- */
-export async function pairLab(tag: string): Promise<PairLab> {
-  checkTag(tag);
-  const { ns, hostIf, peerIf } = pairNames(tag);
-  await downPair(tag);
-  return buildOrTeardown(async () => {
-    await addNs(ns);
-    await run(['ip', 'link', 'add', hostIf, 'type', 'veth', 'peer', 'name', peerIf, 'netns', ns]);
-    await run(['ip', 'link', 'set', 'dev', hostIf, 'alias', ns]);
-    await sysctl(null, { [`net.ipv6.conf.${hostIf}.disable_ipv6`]: 1 });
-    await sysctl(ns, { [`net.ipv6.conf.${peerIf}.disable_ipv6`]: 1 });
-    const { hostIp, peerIp } = await assignSubnet(tag, hostIf);
-    await run(['ip', '-n', ns, 'addr', 'add', `${peerIp}/30`, 'dev', peerIf]);
-    await run(['ip', 'link', 'set', 'dev', hostIf, 'up']);
-    await run(['ip', '-n', ns, 'link', 'set', 'dev', peerIf, 'up']);
-    await waitUp(null, [hostIf]);
-    await waitUp(ns, [peerIf]);
-    const host = (await link(null, hostIf))!;
-    const peer = (await link(ns, peerIf))!;
-    const down = async () => { await downPair(tag); };
-    const lab: PairLab = {
-      tag, ns, hostIf, peerIf, hostIp, peerIp,
-      hostMac: host.address, peerMac: peer.address, hostIfindex: host.ifindex,
-      down, [Symbol.asyncDispose]: down,
+program.command('up').description('build a lab (removing leftovers of the same tag first)')
+  .addArgument(new Argument('<kind>', 'pair: a veth pair with one end in the root namespace; dnat: client -- lb -- backend').choices(['pair', 'dnat']))
+  .argument('<tag>', "the lab's name: 1-10 characters of a-z, 0-9, '-'")
+  .action((kind: 'pair' | 'dnat', tag: string) => {
+    job = async ({ out }, prefix) => {
+      if (kind === 'pair') {
+        const l = await pairLab(tag, { prefix });
+        out.line(`pair lab '${l.tag}' is up:`);
+        out.line(`  host  ${l.hostIf}  ${l.hostIp}/30  ${l.hostMac}  ifindex ${l.hostIfindex}  (root namespace)`);
+        out.line(`  peer  ${l.peerIf}  ${l.peerIp}/30  ${l.peerMac}  (namespace ${l.ns})`);
+        out.line(`  try:  sudo ip netns exec ${l.ns} ping -c 3 ${l.hostIp}`);
+      } else {
+        const l = await dnatLab(tag, { prefix });
+        out.line(`dnat lab '${l.tag}' is up:`);
+        out.line(`  client   ${l.client}  ${l.clientIf} ${l.clientIp}/24  routes ${l.vipNet} and default via ${l.lbClientIp}`);
+        out.line(`  lb       ${l.lb}  ${l.lbClientIf} ${l.lbClientIp}/24  ${l.lbBackendIf} ${l.lbBackendIp}/24  (forwarding)`);
+        out.line(`  backend  ${l.backend}  ${l.backendIf} ${l.backendIp}/24  default via ${l.lbBackendIp}`);
+        out.line(`  try:  sudo ip netns exec ${l.client} ping -c 3 ${l.backendIp}`);
+      }
+      out.line(`  down: sudo npx tsx scripts/lab.ts${prefix === DEFAULT_PREFIX ? '' : ` --prefix ${prefix}`} down ${tag}`);
     };
-    return lab;
-  }, () => downPair(tag));
-}
+  });
 
-// ---------------------------------------------------------------- dnat lab
+program.command('down').description('remove the pair and the dnat lab of <tag>')
+  .argument('<tag>', "the lab's name")
+  .action((tag: string) => {
+    job = async ({ out }, prefix) => {
+      const removed = await cleanup(tag, { prefix });
+      out.line(removed.length ? `removed ${removed.join(' ')}` : `nothing of lab '${tag}' to remove`);
+    };
+  });
 
-/** Three namespaces, client -- lb -- backend, with the service network routed through lb. */
-export interface DnatLab {
-  tag: string;
-  /** Namespace names: `lbts-<tag>-client`, `lbts-<tag>-lb`, `lbts-<tag>-backend`. */
-  client: string;
-  lb: string;
-  backend: string;
-  /** Interface names: client's `eth0`; lb's `lb0` (to client) and `lb1` (to backend); backend's `eth0`. */
-  clientIf: string;
-  lbClientIf: string;
-  lbBackendIf: string;
-  backendIf: string;
-  /** 10.0.1.2 */
-  clientIp: string;
-  /** 10.0.1.1 */
-  lbClientIp: string;
-  /** 10.244.1.1 */
-  lbBackendIp: string;
-  /** 10.244.1.5 */
-  backendIp: string;
-  /** 10.96.0.0/12, the service network: the client routes it via lb. */
-  vipNet: string;
-  /** Removes the three namespaces. Idempotent; throws only when something stays. */
-  down(): Promise<void>;
-  [Symbol.asyncDispose](): Promise<void>;
-}
+program.command('list').description('the labs that are up')
+  .action(() => {
+    job = async ({ out }, prefix) => {
+      const labs = await listLabs({ prefix });
+      for (const l of labs) out.line(`${l.kind} ${l.tag}: ${l.namespaces.join(' ')}${l.hostIf ? ` (host interface ${l.hostIf})` : ''}`);
+      if (labs.length === 0) out.line('no labs');
+    };
+  });
 
-function dnatNames(tag: string) {
-  const [client, lb, backend] = DNAT_ROLES.map((r) => `${PREFIX}${tag}-${r}`);
-  return { client, lb, backend };
-}
+program.command('clean').description('remove every lab whose names start with [match] (default: the prefix), also labs in use: after crashes')
+  .argument('[match]', 'a name prefix that starts with the lab prefix, e.g. lbts-demo')
+  .action((match: string | undefined) => {
+    job = async ({ out }, prefix) => {
+      const removed = await cleanupStale(match, { prefix });
+      out.line(removed.length ? `removed ${removed.join(' ')}` : 'nothing to remove');
+    };
+  });
 
-/** Removes the dnat lab `tag` (its three namespaces, which hold all of it). Already gone is fine. */
-async function downDnat(tag: string): Promise<string[]> {
-  const names = Object.values(dnatNames(tag));
-  return teardown(tag, names.map((ns) => () => delNs(ns)), names);
-}
-
-/**
- * Builds the load balancer's lab, entirely inside three new namespaces (so
- * labs with different tags never collide, and nothing touches the root
- * namespace): client eth0 10.0.1.2/24 -- lb0 10.0.1.1/24 [lb, forwarding,
- * rp_filter 0] lb1 10.244.1.1/24 -- backend eth0 10.244.1.5/24. The client
- * routes 10.96.0.0/12 and its default via 10.0.1.1; the backend's default
- * is 10.244.1.1; lb has only its two subnets. IPv6 off, loopback up, every
- * link up. Removes leftovers of a dnat lab with the same tag first.
- * Throws on an invalid tag (before touching anything), or, after removing
- * what it created, when a step fails.
- */
-export async function dnatLab(tag: string): Promise<DnatLab> {
-  checkTag(tag);
-  const { client, lb, backend } = dnatNames(tag);
-  const down = async () => { await downDnat(tag); };
-  const lab: DnatLab = {
-    tag, client, lb, backend,
-    clientIf: 'eth0', lbClientIf: 'lb0', lbBackendIf: 'lb1', backendIf: 'eth0',
-    clientIp: '10.0.1.2', lbClientIp: '10.0.1.1', lbBackendIp: '10.244.1.1', backendIp: '10.244.1.5',
-    vipNet: '10.96.0.0/12',
-    down, [Symbol.asyncDispose]: down,
-  };
-  await downDnat(tag);
-  return buildOrTeardown(async () => {
-    for (const ns of [client, lb, backend]) await addNs(ns);
-    await sysctl(lb, {
-      'net.ipv4.ip_forward': 1, 'net.ipv4.conf.all.forwarding': 1,
-      'net.ipv4.conf.all.rp_filter': 0, 'net.ipv4.conf.default.rp_filter': 0,
-    });
-    await run(['ip', '-n', client, 'link', 'add', lab.clientIf, 'type', 'veth', 'peer', 'name', lab.lbClientIf, 'netns', lb]);
-    await run(['ip', '-n', backend, 'link', 'add', lab.backendIf, 'type', 'veth', 'peer', 'name', lab.lbBackendIf, 'netns', lb]);
-    await sysctl(lb, {
-      [`net.ipv4.conf.${lab.lbClientIf}.rp_filter`]: 0, [`net.ipv4.conf.${lab.lbBackendIf}.rp_filter`]: 0,
-      [`net.ipv6.conf.${lab.lbClientIf}.disable_ipv6`]: 1, [`net.ipv6.conf.${lab.lbBackendIf}.disable_ipv6`]: 1,
-    });
-    await sysctl(client, { [`net.ipv6.conf.${lab.clientIf}.disable_ipv6`]: 1 });
-    await sysctl(backend, { [`net.ipv6.conf.${lab.backendIf}.disable_ipv6`]: 1 });
-    const ends: Array<[string, string, string]> = [
-      [client, lab.clientIf, `${lab.clientIp}/24`],
-      [lb, lab.lbClientIf, `${lab.lbClientIp}/24`],
-      [lb, lab.lbBackendIf, `${lab.lbBackendIp}/24`],
-      [backend, lab.backendIf, `${lab.backendIp}/24`],
-    ];
-    for (const [ns, ifname, addr] of ends) {
-      await run(['ip', '-n', ns, 'addr', 'add', addr, 'dev', ifname]);
-      await run(['ip', '-n', ns, 'link', 'set', 'dev', ifname, 'up']);
-    }
-    await run(['ip', '-n', client, 'route', 'add', lab.vipNet, 'via', lab.lbClientIp]);
-    await run(['ip', '-n', client, 'route', 'add', 'default', 'via', lab.lbClientIp]);
-    await run(['ip', '-n', backend, 'route', 'add', 'default', 'via', lab.lbBackendIp]);
-    await waitUp(client, [lab.clientIf]);
-    await waitUp(lb, [lab.lbClientIf, lab.lbBackendIf]);
-    await waitUp(backend, [lab.backendIf]);
-    return lab;
-  }, () => downDnat(tag));
-}
-
-// ---------------------------------------------------------------- clean-up
-
-/**
- * Removes the pair and the dnat lab of `tag` (exactly those names; tag
- * 'a' does not touch tag 'a-b'). Resolves with the names it removed.
- * Throws on an invalid tag, or when something could not be removed.
- */
-export async function cleanup(tag: string): Promise<string[]> {
-  checkTag(tag);
-  return [...(await downPair(tag)), ...(await downDnat(tag))];
-}
-
-/**
- * Removes what crashed runs left behind: every root-namespace interface whose
- * lab mark (alias) starts with `prefix`, then every namespace whose name
- * starts with `prefix` ('lbts-' by default: every lab; 'lbts-<tag>' for one
- * tag and any tag it prefixes). Also removes labs in use by running
- * processes: call it only when none are. Resolves with the names removed.
- * Throws when `prefix` does not start with 'lbts-', or when something could
- * not be removed.
- */
-export async function cleanupStale(prefix = PREFIX): Promise<string[]> {
-  if (!prefix.startsWith(PREFIX)) throw new Error(`cleanupStale: prefix must start with '${PREFIX}', not '${prefix}'`);
-  const marked = (await links(null)).filter((l) => l.ifalias?.startsWith(prefix));
-  const nss = (await listNetns()).filter((n) => n.startsWith(prefix));
-  return teardown(prefix, [
-    ...marked.map((l) => () => delMarkedLink(l.ifname, l.ifalias!)),
-    ...nss.map((ns) => () => delNs(ns)),
-  ], [...marked.map((l) => l.ifname), ...nss]);
-}
-
-/** The labs that are up: tag, kind and namespaces, from the namespace names. */
-export async function listLabs(): Promise<Array<{ tag: string; kind: 'pair' | 'dnat'; namespaces: string[] }>> {
-  const labs = new Map<string, { tag: string; kind: 'pair' | 'dnat'; namespaces: string[] }>();
-  for (const ns of (await listNetns()).filter((n) => n.startsWith(PREFIX)).sort()) {
-    const rest = ns.slice(PREFIX.length);
-    const m = /^(.+)-(client|lb|backend)$/.exec(rest);
-    const [tag, kind] = m ? [m[1], 'dnat' as const] : [rest, 'pair' as const];
-    const key = `${kind} ${tag}`;
-    if (!labs.has(key)) labs.set(key, { tag, kind, namespaces: [] });
-    labs.get(key)!.namespaces.push(ns);
-  }
-  return [...labs.values()];
-}
-
-// ---------------------------------------------------------------- CLI
-
-const USAGE = 'usage: tsx scripts/lab.ts up pair <tag> | up dnat <tag> | down <tag> | list | clean [prefix]';
-
-async function main(argv: string[]): Promise<number> {
-  const [cmd, a, b] = argv;
-  if (cmd === 'up' && a === 'pair' && b) {
-    const l = await pairLab(b);
-    console.log(`pair lab '${l.tag}' is up:`);
-    console.log(`  host  ${l.hostIf}  ${l.hostIp}/30  ${l.hostMac}  ifindex ${l.hostIfindex}  (root namespace)`);
-    console.log(`  peer  ${l.peerIf}  ${l.peerIp}/30  ${l.peerMac}  (namespace ${l.ns})`);
-    console.log(`  try:  ip netns exec ${l.ns} ping -c 3 ${l.hostIp}`);
-    console.log(`  down: tsx scripts/lab.ts down ${l.tag}`);
-  } else if (cmd === 'up' && a === 'dnat' && b) {
-    const l = await dnatLab(b);
-    console.log(`dnat lab '${l.tag}' is up:`);
-    console.log(`  client   ${l.client}  ${l.clientIf} ${l.clientIp}/24  routes ${l.vipNet} and default via ${l.lbClientIp}`);
-    console.log(`  lb       ${l.lb}  ${l.lbClientIf} ${l.lbClientIp}/24  ${l.lbBackendIf} ${l.lbBackendIp}/24  (forwarding)`);
-    console.log(`  backend  ${l.backend}  ${l.backendIf} ${l.backendIp}/24  default via ${l.lbBackendIp}`);
-    console.log(`  try:  ip netns exec ${l.client} ping -c 3 ${l.backendIp}`);
-    console.log(`  down: tsx scripts/lab.ts down ${l.tag}`);
-  } else if (cmd === 'down' && a && !b) {
-    const removed = await cleanup(a);
-    console.log(removed.length ? `removed ${removed.join(' ')}` : `nothing of lab '${a}' to remove`);
-  } else if (cmd === 'list' && !a) {
-    const labs = await listLabs();
-    const hosts = (await links(null)).filter((l) => l.ifalias?.startsWith(PREFIX));
-    for (const l of labs) {
-      const h = l.kind === 'pair' ? hosts.find((x) => x.ifalias === l.namespaces[0]) : undefined;
-      console.log(`${l.kind} ${l.tag}: ${l.namespaces.join(' ')}${h ? ` (host interface ${h.ifname})` : ''}`);
-    }
-    if (labs.length === 0) console.log('no labs');
-  } else if (cmd === 'clean' && !b) {
-    const removed = await cleanupStale(a);
-    console.log(removed.length ? `removed ${removed.join(' ')}` : 'nothing to remove');
-  } else {
-    console.error(USAGE);
+await runCommand(program, async (ctx) => {
+  if (!job) {
+    program.outputHelp({ error: true });
     return 2;
   }
-  return 0;
-}
-
-function isMain(): boolean {
-  if (!process.argv[1]) return false;
-  try {
-    return import.meta.url === pathToFileURL(realpathSync(process.argv[1])).href;
-  } catch {
-    return false;
-  }
-}
-
-if (isMain()) {
-  main(process.argv.slice(2)).then(
-    (code) => { process.exitCode = code; },
-    (e: Error) => { console.error(`error: ${e.message}`); process.exitCode = 1; },
-  );
-}
+  await job(ctx, labPrefix({ prefix: program.opts<{ prefix: string }>().prefix }));
+});

@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
-# Idempotent set-up that `npm test` runs first, one line per step:
+# Idempotent set-up that `npm test` and `npm start` run first, one line per step:
 #   1. system packages: installs only the missing ones (one apt-get update),
 #      Debian 12 or Ubuntu 24.04 (bpftool comes from linux-tools there)
 #   2. node modules: `npm ci` only when node_modules is missing or older than
-#      package-lock.json
+#      package-lock.json (never through a node_modules that is a symlink: npm
+#      ci would empty the directory it points to, shared with other checkouts)
 #   3. BPF objects: `make -C bpf` (incremental)
 #   4. tracefs and bpffs mounted
 # Seconds when everything is there. Installing needs root; the rest does not.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 t0=$(date +%s%N)
-step() { printf 'setup: %s\n' "$*"; }
+step() { printf 'setup: %s\n' "$*" >&2; }   # progress on stderr: stdout is the command's (npm start | head)
 die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
 
 # ---- 1. system packages
@@ -66,9 +67,12 @@ fi
 stamp=node_modules/.setup-stamp
 ref=$stamp
 [ -f "$ref" ] || ref=node_modules/.package-lock.json   # written by npm on every install
-if [ ! -d node_modules ] || [ ! -x node_modules/.bin/vitest ] || [ ! -f "$ref" ] || [ package-lock.json -nt "$ref" ]; then
+if [ -L node_modules ]; then
+  [ -x node_modules/.bin/tsx ] || die "node_modules links to $(readlink node_modules), which has no tsx: run npm ci there"
+  step "node modules: a link to $(readlink node_modules), used as it is"
+elif [ ! -d node_modules ] || [ ! -x node_modules/.bin/vitest ] || [ ! -f "$ref" ] || [ package-lock.json -nt "$ref" ]; then
   step "npm ci"
-  npm ci --no-audit --no-fund --loglevel=error
+  npm ci --no-audit --no-fund --loglevel=error >&2
   touch "$stamp"
 else
   step "node modules up to date"
@@ -76,7 +80,7 @@ fi
 
 # ---- 3. BPF objects
 step "make -C bpf"
-make -s -C bpf
+make -s -C bpf >&2
 
 # ---- 4. tracefs and bpffs
 mounted() { grep -qs " $1 $2 " /proc/mounts; }

@@ -16,7 +16,7 @@ import {
   type ConnKey, type ConnStats,
 } from '../src/lessons/connection_tracker.js';
 import { ipv4Frame } from '../src/lessons/packet_inspect.js';
-import { pairLab, runNs, sendUdp, type PairLab } from '../scripts/lab.js';
+import { pairLab, runNs, sendUdp, type PairLab } from '../src/lab/index.js';
 import { kernelTests } from './helpers/kernel.js';
 import { eventually, startLoader } from './helpers/loader.js';
 

@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BpfObject, BpfError, Link, XdpAction, queryXdp, possibleCpus, type XdpMode } from '../src/index.js';
 import { openTracePipe, type TraceLine } from '../src/trace.js';
 import { ensureObject } from '../src/cli/build.js';
-import { pairLab, sendUdp, type PairLab } from '../scripts/lab.js';
+import { pairLab, sendUdp, type PairLab } from '../src/lab/index.js';
 import { kernelTests, withTraceLock } from './helpers/kernel.js';
 import { startLoader, stopAllLoaders } from './helpers/loader.js';
 

@@ -4,11 +4,13 @@
  * to nothing, and a build that fails half way removes what it made.
  * Kernel tests: skipped when not root, but under CI=true they must run.
  */
+import { join } from 'node:path';
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import { REPO_ROOT } from '../src/cli/build.js';
 import {
   checkTag, cleanupStale, dnatLab, listenUdp, pairLab, ping, run, runNs, sendTcpConnect, sendUdp,
   type DnatLab, type PairLab,
-} from '../scripts/lab.js';
+} from '../src/lab/index.js';
 
 function kernelTests(): boolean {
   if (process.getuid?.() === 0) return true;
@@ -115,6 +117,8 @@ describe.skipIf(!kernelTests())('lab on a real kernel', () => {
       const route = (await run(['ip', '-n', lab.client, 'route', 'get', '10.96.0.10'])).stdout;
       expect(route).toMatch(/^10\.96\.0\.10 via 10\.0\.1\.1 dev eth0 /);
       expect((await run(['ip', '-n', lab.client, 'route', 'show', '10.96.0.0/12'])).stdout).toContain('via 10.0.1.1');
+      // GRO on the backend's eth0: a veth (lb1) passes XDP-redirected frames only to a peer that runs NAPI.
+      expect((await runNs(lab.backend, ['ethtool', '-k', lab.backendIf])).stdout).toMatch(/^generic-receive-offload: on$/m);
     });
 
     it('routes the client to the backend (and back) through lb, before any BPF', async () => {
@@ -135,6 +139,36 @@ describe.skipIf(!kernelTests())('lab on a real kernel', () => {
       expect(await leftovers('labd')).toEqual([]);
       await lab.down();
       expect(await leftovers('labd')).toEqual([]);
+    });
+  });
+
+  describe('another name prefix', () => {
+    const nss = async () => (await run(['ip', 'netns', 'list'])).stdout.split('\n').map((l) => l.split(' ')[0]).filter((n) => n.startsWith('lbtq-')).sort();
+    const lab = (...args: string[]) => run([process.execPath, '--import', 'tsx', join(REPO_ROOT, 'scripts', 'lab.ts'), ...args]);
+    afterAll(async () => { await cleanupStale('lbtq-', { prefix: 'lbtq-' }); });
+
+    it('lab.ts --prefix builds, lists and removes labs under that prefix only', async () => {
+      const up = await lab('--prefix', 'lbtq-', 'up', 'dnat', 'labx');
+      expect(up.stdout).toContain('  client   lbtq-labx-client  eth0 10.0.1.2/24');
+      expect(up.stdout).toContain('  down: sudo npx tsx scripts/lab.ts --prefix lbtq- down labx\n');
+      expect(await nss()).toEqual(['lbtq-labx-backend', 'lbtq-labx-client', 'lbtq-labx-lb']);
+      expect((await lab('--prefix', 'lbtq-', 'list')).stdout).toBe('dnat labx: lbtq-labx-backend lbtq-labx-client lbtq-labx-lb\n');
+      expect((await lab('list')).stdout).not.toContain('labx');
+      expect((await lab('down', 'labx')).stdout).toBe("nothing of lab 'labx' to remove\n");
+      expect(await nss()).toHaveLength(3);
+      expect((await lab('--prefix', 'lbtq-', 'down', 'labx')).stdout).toBe('removed lbtq-labx-client lbtq-labx-lb lbtq-labx-backend\n');
+      expect(await nss()).toEqual([]);
+    });
+
+    it('a pair lab under another prefix carries traffic, and clean --prefix removes it', async () => {
+      const l = await pairLab('labq', { prefix: 'lbtq-' });
+      expect(l).toMatchObject({ ns: 'lbtq-labq', hostIf: 'labqh' });
+      expect((await run(['ip', '-j', 'link', 'show', 'dev', 'labqh'])).stdout).toContain('"ifalias":"lbtq-labq"');
+      expect(await ping(l.ns, l.hostIp, 2)).toBe(2);
+      expect((await lab('--prefix', 'lbtq-', 'clean')).stdout).toBe('removed labqh lbtq-labq\n');
+      expect(await nss()).toEqual([]);
+      await expect(run(['ip', 'link', 'show', 'dev', 'labqh'])).rejects.toThrow(/does not exist/);
+      await expect(pairLab('labq', { prefix: 'LBTQ' })).rejects.toThrow(/^lab prefix 'LBTQ'/);
     });
   });
 
@@ -189,7 +223,7 @@ describe.skipIf(!kernelTests())('lab on a real kernel', () => {
     it('sends traffic only from lab namespaces, to IPv4 literals', async () => {
       await expect(sendUdp('', '10.0.0.1', 9, 1, 1)).rejects.toThrow(/only sent from lab namespaces/);
       await expect(ping('default', '10.0.0.1', 1)).rejects.toThrow(/only sent from lab namespaces/);
-      await expect(sendTcpConnect('lbts-x', 'example.com', 80)).rejects.toThrow(/not an IPv4 address/);
+      await expect(sendTcpConnect('lbts-x', 'example.com', 80)).rejects.toThrow(/bad IPv4 address 'example.com'/);
       await expect(sendUdp('lbts-x', '10.0.0.1', 9, 1_000_000, 1)).rejects.toThrow(/count must be/);
     });
   });

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { queryXdp } from '../src/index.js';
 import { ensureObject, REPO_ROOT } from '../src/cli/build.js';
-import { pairLab, run, sendUdp, type PairLab } from '../scripts/lab.js';
+import { pairLab, run, sendUdp, type PairLab } from '../src/lab/index.js';
 import { kernelTests, withTraceLock } from './helpers/kernel.js';
 import { AS_NOBODY, eventually, processAlive, programLoaded, runLoader, startLoader, stopAllLoaders } from './helpers/loader.js';
 

@@ -19,7 +19,7 @@ import {
   formatSummary, HEADER, openCapture, PacketEvent, parseCountOption, parseHostOption, parsePortOption, parseProtoOption,
   parseRingSizeOption, ringBytesFor, type Capture, type CaptureFilter, type PacketEventValue,
 } from '../src/lessons/mytcpdump.js';
-import { pairLab, ping, sendTcpConnect, sendUdp, type PairLab } from '../scripts/lab.js';
+import { pairLab, ping, sendTcpConnect, sendUdp, type PairLab } from '../src/lab/index.js';
 import { kernelTests } from './helpers/kernel.js';
 import { eventually, startLoader, stopAllLoaders } from './helpers/loader.js';
 

@@ -22,7 +22,7 @@ import {
   ProtoCounter, protoCountMap, protoJson, protoSnapshot, readProtoCounts, renderProtoTable,
 } from '../src/lessons/packet_counter.js';
 import { ipv4Frame } from '../src/lessons/packet_inspect.js';
-import { pairLab, ping, runNs, sendUdp, tcpConnect, type PairLab } from '../scripts/lab.js';
+import { pairLab, ping, runNs, sendUdp, tcpConnect, type PairLab } from '../src/lab/index.js';
 import { kernelTests } from './helpers/kernel.js';
 import { eventually, startLoader } from './helpers/loader.js';
 

@@ -14,7 +14,7 @@ import {
   type InspectEvent, type InspectStream,
 } from '../src/lessons/packet_inspect.js';
 import { parseTraceLine } from '../src/trace.js';
-import { pairLab, ping, runNs, sendUdp, tcpConnect, type PairLab } from '../scripts/lab.js';
+import { pairLab, ping, runNs, sendUdp, tcpConnect, type PairLab } from '../src/lab/index.js';
 import { kernelTests, withTraceLock } from './helpers/kernel.js';
 import { eventually, startLoader } from './helpers/loader.js';
 

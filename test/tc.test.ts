@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BpfError, BpfObject, PerCpuMap, attachTc, probeTcx, queryXdp, u32, u64 } from '../src/index.js';
 import { ensureObject } from '../src/cli/build.js';
 import { DNAT_REASONS, MAPS, PROGRAMS, ServiceTable } from '../src/lessons/xdp_dnat.js';
-import { pairLab, run, type PairLab } from '../scripts/lab.js';
+import { pairLab, run, type PairLab } from '../src/lab/index.js';
 import { featureTests, kernelTests } from './helpers/kernel.js';
 
 /**

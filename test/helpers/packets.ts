@@ -4,6 +4,7 @@
  * (not incremental) checksum recomputation, written independently of any BPF
  * code so it can judge what a program did to a packet.
  */
+import { formatIpv4, parseIpv4 } from '../../src/codec.js';
 
 /** One's complement sum of 16-bit big-endian words of buf[off, off+len), added to `seed`, not folded. */
 export function onesSum(buf: Uint8Array, off: number, len: number, seed = 0): number {
@@ -24,18 +25,6 @@ export function fold(s: number): number {
 /** The Internet checksum (RFC 1071) of buf[off, off+len). */
 export function inetChecksum(buf: Uint8Array, off: number, len: number, seed = 0): number {
   return ~fold(onesSum(buf, off, len, seed)) & 0xffff;
-}
-
-/** Parses a dotted quad into 4 bytes. */
-export function ipBytes(ip: string): number[] {
-  const p = ip.split('.').map(Number);
-  if (p.length !== 4 || p.some((x) => !Number.isInteger(x) || x < 0 || x > 255)) throw new Error(`bad IPv4 address ${ip}`);
-  return p;
-}
-
-/** Formats 4 bytes at `off` as a dotted quad. */
-export function ipString(buf: Uint8Array, off: number): string {
-  return `${buf[off]}.${buf[off + 1]}.${buf[off + 2]}.${buf[off + 3]}`;
 }
 
 /** What a frame is made of. Omitted fields get harmless defaults. */
@@ -120,8 +109,8 @@ export function buildFrame(s: FrameSpec): Buffer {
   f.writeUInt16BE(flags, ip + 6);
   f[ip + 8] = s.ttl ?? 64;
   f[ip + 9] = s.proto;
-  f.set(ipBytes(s.src), ip + 12);
-  f.set(ipBytes(s.dst), ip + 16);
+  f.writeUInt32BE(parseIpv4(s.src), ip + 12);
+  f.writeUInt32BE(parseIpv4(s.dst), ip + 16);
   f.set(opts, ip + 20);
   f.writeUInt16BE(inetChecksum(f, ip, ihl * 4), ip + 10);
   const l4 = ip + ihl * 4;
@@ -160,7 +149,7 @@ export function parseFrame(f: Uint8Array): FrameView {
   const l4CheckOff = l4Off + (proto === 6 ? 16 : 6);
   return {
     etherType, ipOff, ihl, totLen, proto, ttl: b[ipOff + 8],
-    src: ipString(b, ipOff + 12), dst: ipString(b, ipOff + 16),
+    src: formatIpv4(b.readUInt32BE(ipOff + 12)), dst: formatIpv4(b.readUInt32BE(ipOff + 16)),
     l4Off, l4Len: totLen - ihl * 4,
     sport: b.readUInt16BE(l4Off), dport: b.readUInt16BE(l4Off + 2),
     l4CheckOff, ipCheck: b.readUInt16BE(ipOff + 10), l4Check: b.readUInt16BE(l4CheckOff),
