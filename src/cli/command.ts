@@ -3,12 +3,13 @@
  * benchmark): parse the arguments with commander (--help on stdout, exit 0;
  * bad usage on stderr, exit 2), run, print an error as one line (exit 1),
  * and end cleanly when the reader of stdout goes away (EPIPE) or, when
- * asked, on SIGINT/SIGTERM/SIGHUP, so the command can tear down what it
- * built before it exits.
+ * asked, on SIGINT/SIGTERM/SIGHUP and when its launcher (npx, tsx, sudo)
+ * dies, so the command can tear down what it built before it exits.
  */
 import { constants } from 'node:os';
 import { Command, CommanderError } from 'commander';
 import { Output } from './output.js';
+import { bindToLauncher } from './lifetime.js';
 
 /** Why a command was asked to stop early. */
 export type StopReason = 'SIGINT' | 'SIGTERM' | 'SIGHUP' | 'EPIPE' | 'exception';
@@ -101,6 +102,14 @@ export async function runCommand(
   };
   const out = new Output(() => stop('EPIPE'));
   if (opts.signals) for (const s of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(s, () => stop(s));
+  // Never outlive the launcher (npx, tsx, sudo): its death counts as a
+  // SIGTERM, which the handler above turns into a stop, or (without
+  // `signals`) ends the process at once.
+  const launcher = bindToLauncher((why) => {
+    log(`stopping: ${why}`);
+    if (opts.signals) stop('SIGTERM');
+    else process.kill(process.pid, 'SIGTERM');
+  });
   let crashed = false;
   const onCrash = (e: unknown) => {
     crashed = true;
@@ -118,6 +127,7 @@ export async function runCommand(
     code = 1;
   }
   if (crashed) code ||= 1;
+  launcher.close();
   await out.flush();
   process.exit(code);
 }
