@@ -2,13 +2,13 @@
  * bpf_printk output: the kernel's trace_pipe, read without blocking the event
  * loop, mounting tracefs when it is not mounted (as inside `ip netns exec`).
  *
- * trace_pipe is one queue for the whole machine: each line goes to one reader.
- * Two readers at once (two loaders, or tests in parallel) split the lines.
+ * trace_pipe is one queue for the whole machine, and recent kernels let one
+ * reader open it at a time: a second open fails with EBUSY, which
+ * openTracePipe() reports naming the process that holds it.
  */
-import { closeSync, constants, existsSync, mkdirSync, openSync, readSync } from 'node:fs';
+import { closeSync, constants, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, readSync } from 'node:fs';
 import { isTracefs, mountFs } from './ffi/sys.js';
-import { BpfError } from './errors.js';
-import { errnoName } from './ffi/errno.js';
+import { BpfError, Errno } from './errors.js';
 
 const CANDIDATES = ['/sys/kernel/tracing', '/sys/kernel/debug/tracing'];
 
@@ -52,22 +52,76 @@ export interface TracePipe extends AsyncIterable<TraceLine> {
   close(): void;
 }
 
+/** A process that has a file open. */
+export interface FileHolder {
+  pid: number;
+  /** Its command name (/proc/PID/comm). */
+  comm: string;
+}
+
+/**
+ * The processes (other than this one) that have `path` open, found by
+ * reading the links in /proc/PID/fd (processes whose fds cannot be read are
+ * skipped). Never throws.
+ */
+export function fileHolders(path: string): FileHolder[] {
+  const out: FileHolder[] = [];
+  let pids: string[];
+  try { pids = readdirSync('/proc').filter((d) => /^\d+$/.test(d) && Number(d) !== process.pid); } catch { return out; }
+  for (const pid of pids) {
+    let fds: string[];
+    try { fds = readdirSync(`/proc/${pid}/fd`); } catch { continue; }
+    const holds = fds.some((fd) => { try { return readlinkSync(`/proc/${pid}/fd/${fd}`) === path; } catch { return false; } });
+    if (!holds) continue;
+    let comm = '?';
+    try { comm = readFileSync(`/proc/${pid}/comm`, 'utf8').trim(); } catch { /* gone */ }
+    out.push({ pid: Number(pid), comm });
+  }
+  return out;
+}
+
+/** The trace_pipe readers as "pid 123 (cat), pid 456 (node)", or undefined when none is found. */
+function describeHolders(path: string): string | undefined {
+  const h = fileHolders(path);
+  return h.length ? h.map((x) => `pid ${x.pid} (${x.comm})`).join(', ') : undefined;
+}
+
+/** Where trace_pipe is (tracefs mounted if needed). Throws a BpfError as tracefsDir(). */
+export function tracePipePath(): string {
+  return `${tracefsDir()}/trace_pipe`;
+}
+
+/** Options of openTracePipe. */
+export interface TracePipeOptions {
+  /** Read this file instead of the tracefs trace_pipe (for tests). */
+  path?: string;
+}
+
 /**
  * Streams bpf_printk lines from trace_pipe, keeping those `filter` accepts.
- * Throws a BpfError when trace_pipe cannot be opened.
+ * Throws a BpfError when trace_pipe cannot be opened: EBUSY, naming the
+ * process that reads it, when another reader has it open. A read error
+ * later ends the iteration by throwing that error (as a BpfError) from the
+ * iterator.
  */
-export function openTracePipe(filter: (l: TraceLine) => boolean = () => true): TracePipe {
-  const path = `${tracefsDir()}/trace_pipe`;
+export function openTracePipe(filter: (l: TraceLine) => boolean = () => true, options: TracePipeOptions = {}): TracePipe {
+  const path = options.path ?? tracePipePath();
   let fd: number;
   try {
     fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
   } catch (e) {
     const err = e as NodeJS.ErrnoException;
-    throw new BpfError(`open ${path}`, err.errno ? -err.errno : 1);
+    const errno = err.errno ? Math.abs(err.errno) : Errno.EIO;
+    if (errno === Errno.EBUSY) {
+      const who = describeHolders(path);
+      throw new BpfError(`open ${path}`, errno, `another process is reading it (${who ?? 'not found in /proc/*/fd: maybe in another PID namespace'}); the kernel allows one reader: stop that one first`);
+    }
+    throw new BpfError(`open ${path}`, errno);
   }
   const queue: TraceLine[] = [];
   let waiter: (() => void) | null = null;
   let closed = false;
+  let failure: BpfError | undefined;
   let partial = '';
   const buf = Buffer.alloc(64 * 1024);
   const drain = () => {
@@ -76,9 +130,12 @@ export function openTracePipe(filter: (l: TraceLine) => boolean = () => true): T
       try {
         n = readSync(fd, buf, 0, buf.length, null);
       } catch (e) {
-        const code = (e as NodeJS.ErrnoException).code;
-        if (code === 'EAGAIN' || code === 'EWOULDBLOCK') break;
-        throw new BpfError(`read ${path}`, 5, `${code ?? errnoName(5)}`);
+        const err = e as NodeJS.ErrnoException;
+        if (err.code === 'EAGAIN' || err.code === 'EWOULDBLOCK') break;
+        // Not thrown from the timer (that would kill the process): the iterator throws it.
+        failure = new BpfError(`read ${path}`, err.errno ? Math.abs(err.errno) : Errno.EIO);
+        close();
+        return;
       }
       if (n <= 0) break;
       const lines = (partial + buf.toString('utf8', 0, n)).split('\n');
@@ -105,6 +162,7 @@ export function openTracePipe(filter: (l: TraceLine) => boolean = () => true): T
       try {
         for (;;) {
           while (queue.length) yield queue.shift()!;
+          if (failure) throw failure;
           if (closed) return;
           await new Promise<void>((resolve) => { waiter = resolve; });
         }
