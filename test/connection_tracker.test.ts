@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BpfError, BpfMap, BpfObject, MapType, XdpAction, bytes, parseIpv4, queryXdp, struct, u32 } from '../src/index.js';
 import { ensureObject } from '../src/cli/build.js';
 import {
-  CONN_TABLE_SIZE, ConnTracker, connKey, connStats, connTable, flowId, flowJson, flowSnapshot, readConnTable, renderFlowTable, sharedLayouts,
+  CONN_TABLE_SIZE, ConnTracker, connKey, connStats, connTable, flowId, flowJson, flowSnapshot, renderFlowTable, sharedLayouts,
   type ConnKey, type ConnStats,
 } from '../src/lessons/connection_tracker.js';
 import { ipv4Frame } from '../src/lessons/packet_inspect.js';
@@ -154,10 +154,10 @@ describe.skipIf(!kernelTests())('connection_tracker on a real kernel', () => {
         [flowId(key(lab.peerIp, lab.hostIp, 1)), { packets: 4, bytes: 4 * (20 + 8 + 200) }],
         [flowId(key(lab.peerIp, lab.hostIp, 253)), { packets: 5, bytes: 5 * (20 + 33) }],
       ]);
-      const got = () => new Map(readConnTable(table).entries.map(([k, v]) => [flowId(k), v]));
+      const got = () => new Map(table.readAll().entries.map(([k, v]) => [flowId(k), v]));
       await eventually(() => got().get(flowId(key(lab.peerIp, lab.hostIp, 253)))?.packets === 5, 5000);
       expect(got()).toEqual(want);
-      snapshot = readConnTable(table).entries;
+      snapshot = table.readAll().entries;
     } finally {
       link.detach();
     }
@@ -182,8 +182,8 @@ describe.skipIf(!kernelTests())('connection_tracker on a real kernel', () => {
     const fill: Array<[ConnKey, ConnStats]> = [];
     for (let i = 0; i < n; i++) fill.push([{ src_ip: 0x0a000000 + i, dst_ip: 0x0a640001, proto: i % 3 === 0 ? 6 : 17 }, { packets: i + 1, bytes: (i + 1) * 64 }]);
     expect(table.updateBatch(fill)).toBe(n);
-    const batch = readConnTable(table, 'batch');
-    const iter = readConnTable(table, 'iterate');
+    const batch = table.readAll('batch');
+    const iter = table.readAll('iterate');
     expect(batch.method).toBe('batch');
     expect(iter.method).toBe('iterate');
     expect(batch.entries).toHaveLength(n + 2);
@@ -210,7 +210,7 @@ describe.skipIf(!kernelTests())('connection_tracker on a real kernel', () => {
     try { m.lookupBatch(); } catch (e) { err = e; }
     expect(err).toBeInstanceOf(BpfError);
     expect(['EINVAL', 'ENOTSUPP', 'EOPNOTSUPP']).toContain((err as BpfError).code);
-    expect(readConnTable(m, 'batch')).toEqual({ method: 'iterate', entries: [[2, 1]] });
+    expect(m.readAll('batch')).toEqual({ method: 'iterate', entries: [[2, 1]] });
   });
 
   it('loader: prints the top flows by bytes as JSON, exits 0, leaves nothing attached', async () => {

@@ -8,8 +8,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import { formatIpv4, protoLabel, protoName, struct } from '../codec.js';
-import { BpfError } from '../errors.js';
-import type { BpfMap } from '../map.js';
+import type { BpfMap, ReadMethod } from '../map.js';
 import type { BpfObject } from '../object.js';
 import { formatRate, rate } from '../cli/output.js';
 import type { SharedLayout } from './shared.js';
@@ -44,28 +43,8 @@ export function connTable(obj: BpfObject): BpfMap<ConnKey, ConnStats> {
   return obj.map(CONN_TABLE_MAP, connKey, connStats);
 }
 
-/** How the table was read: BPF_MAP_LOOKUP_BATCH, or get_next_key + lookup per entry. */
-export type ReadMethod = 'batch' | 'iterate';
-
-/** Errnos meaning "this kernel/map has no batch operations". */
-const NO_BATCH = new Set([22 /* EINVAL */, 38 /* ENOSYS */, 95 /* EOPNOTSUPP */, 524 /* ENOTSUPP */]);
-
-/**
- * Reads every entry of the table: with one batch lookup per 4096 entries
- * when `prefer` is 'batch' and the kernel supports it, else by key
- * iteration. Returns the entries and the method that produced them. Throws a
- * BpfError for any other failure.
- */
-export function readConnTable<K, V>(map: BpfMap<K, V>, prefer: ReadMethod = 'batch'): { method: ReadMethod; entries: [K, V][] } {
-  if (prefer === 'batch' && map.supportsBatch) {
-    try {
-      return { method: 'batch', entries: map.lookupBatch() };
-    } catch (e) {
-      if (!(e instanceof BpfError) || !NO_BATCH.has(e.errno)) throw e;
-    }
-  }
-  return { method: 'iterate', entries: [...map.entries()] };
-}
+/** How the table was read (BpfMap.readAll): batch lookup, or key iteration. */
+export type { ReadMethod };
 
 /** One flow's line of the table. */
 export interface FlowRow {
@@ -133,7 +112,7 @@ export class ConnTracker {
 
   /** Reads the table (batch first; key iteration from then on if batch is unsupported). Throws a BpfError. */
   snapshot(): FlowSnapshot {
-    const { method, entries } = readConnTable(this.map, this.#method);
+    const { method, entries } = this.map.readAll(this.#method);
     this.#method = method;
     const now = performance.now();
     const snap = flowSnapshot(entries, this.#prev, (now - this.#last) / 1000, method);
