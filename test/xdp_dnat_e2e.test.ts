@@ -16,12 +16,14 @@
  *   checksum error is counted;
  * - Ctrl-C detaches everything and removes the pins.
  */
+import { spawnSync } from 'node:child_process';
 import { existsSync, rmSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ServiceTable, formatService, parseService, type DnatStats } from '../src/lessons/xdp_dnat.js';
 import { startBackendServers, tcpExchange, udpExchange, type BackendServers } from '../src/demo.js';
 import { dnatLab, run, runNs, type DnatLab } from '../scripts/lab.js';
 import { kernelTests } from './helpers/kernel.js';
+import { REPO_ROOT } from '../src/cli/build.js';
 import { runServices, startLoader, stopAllLoaders, type LoaderProcess } from './helpers/loader.js';
 
 /** TCP and UDP checksum errors counted by a namespace's stack (/proc/net/snmp InCsumErrors). */
@@ -68,6 +70,15 @@ describe.skipIf(!kernelTests())('xdp_dnat end to end: client -- load balancer --
     expect(err).toMatch(new RegExp(`attached tc egress tc_dnat_reply on ${lab.lbClientIf} \\((tcx link|clsact.*)\\)`));
     expect(err).toContain(`pinned maps at ${dir}`);
     expect(table.list().map(formatService)).toEqual(['10.96.0.10:80/tcp → 10.244.1.5:8080']);
+  });
+
+  it('prints a services command that runs as pasted (from where the loader ran)', () => {
+    const hint = /pinned maps at \S+ \(list services: (.*)\)\n/.exec(loader.stderr())?.[1];
+    expect(hint).toBeDefined();
+    const r = spawnSync('sh', ['-c', hint!], { cwd: REPO_ROOT, encoding: 'utf8', timeout: 60_000 });
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/^10\.96\.0\.10:80\/tcp → 10\.244\.1\.5:8080 /);
   });
 
   it('carries a TCP connection through the VIP: data both ways, the backend sees the client', async () => {
