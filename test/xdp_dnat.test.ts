@@ -78,7 +78,7 @@ describe('xdp_dnat services: parsing and formatting', () => {
     stats.reply_rewritten = 4;
     const lines = renderHitTable({
       time: new Date('2025-01-02T03:04:05Z'), elapsed: 2,
-      services: [{ vip: '10.96.0.10', port: 80, proto: 'tcp', backend: { ip: '10.244.1.5', port: 8080 }, packets: 10, bytes: 1000, pps: 5 }],
+      services: [{ vip: '10.96.0.10', port: 80, proto: 'tcp', backend: { ip: '10.244.1.5', port: 8080 }, packets: 10, bytes: 1000, packetsPerSec: 5 }],
       stats,
     });
     expect(lines[0]).toBe('03:04:05  1 service, last 2.0 s');

@@ -614,7 +614,7 @@ export interface HitSnapshot {
   time: Date;
   /** Seconds since the previous reading. */
   elapsed: number;
-  services: Array<ServiceEntry & { pps: number }>;
+  services: Array<ServiceEntry & { packetsPerSec: number }>;
   stats: DnatStats;
 }
 
@@ -631,7 +631,7 @@ export class HitMonitor {
     const elapsed = (now - this.#last) / 1000;
     this.#last = now;
     const entries = this.table.list();
-    const services = entries.map((e) => ({ ...e, pps: rate(this.#prev.get(keyId(e)) ?? 0, e.packets, elapsed) }));
+    const services = entries.map((e) => ({ ...e, packetsPerSec: rate(this.#prev.get(keyId(e)) ?? 0, e.packets, elapsed) }));
     this.#prev = new Map(entries.map((e) => [keyId(e), e.packets]));
     return { time: new Date(), elapsed, services, stats: this.table.stats() };
   }
@@ -643,7 +643,7 @@ export function renderHitTable(s: HitSnapshot): string[] {
   const w = Math.max(24, ...s.services.map((e) => formatServiceAddr(e).length));
   lines.push(`${'service'.padEnd(w)}    ${'backend'.padEnd(21)} ${'packets'.padStart(10)} ${'bytes'.padStart(12)} ${'pkt/s'.padStart(8)}`);
   for (const e of s.services) {
-    lines.push(`${formatServiceAddr(e).padEnd(w)} →  ${formatBackend(e.backend).padEnd(21)} ${String(e.packets).padStart(10)} ${String(e.bytes).padStart(12)} ${formatRate(e.pps).padStart(8)}`);
+    lines.push(`${formatServiceAddr(e).padEnd(w)} →  ${formatBackend(e.backend).padEnd(21)} ${String(e.packets).padStart(10)} ${String(e.bytes).padStart(12)} ${formatRate(e.packetsPerSec).padStart(8)}`);
   }
   const reasons = DNAT_REASONS.filter((r) => s.stats[r] > 0).map((r) => `${r} ${s.stats[r]}`);
   lines.push(`packets: ${reasons.length ? reasons.join(', ') : 'none yet'}`);
@@ -655,7 +655,7 @@ export function renderHitTable(s: HitSnapshot): string[] {
 export function hitJson(s: HitSnapshot): string {
   return JSON.stringify({
     time: s.time.toISOString(), elapsed: Math.round(s.elapsed * 1000) / 1000,
-    services: s.services.map((e) => ({ service: formatServiceAddr(e), backend: formatBackend(e.backend), packets: e.packets, bytes: e.bytes, pps: Math.round(e.pps * 1000) / 1000 })),
+    services: s.services.map((e) => ({ service: formatServiceAddr(e), backend: formatBackend(e.backend), packets: e.packets, bytes: e.bytes, packetsPerSec: Math.round(e.packetsPerSec * 1000) / 1000 })),
     stats: s.stats,
   });
 }
