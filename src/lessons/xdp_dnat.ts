@@ -50,6 +50,12 @@ export const sharedLayouts: SharedLayout[] = [
 export const MAPS = { services: 'service_map', reverse: 'reverse_map', hits: 'service_hits', stats: 'dnat_stats' } as const;
 /** The programs: XDP forward path and TC egress return path. */
 export const PROGRAMS = { forward: 'xdp_dnat', reply: 'tc_dnat_reply' } as const;
+/**
+ * The clsact handle and priority of the reply program's filter (with --tc
+ * clsact): a fixed slot, so that a filter a SIGKILLed loader left behind is
+ * found and removed by the next one (see attachTc's `slot`).
+ */
+export const REPLY_TC_SLOT = { handle: 0xd0a7, priority: 0xd0a7 } as const;
 /** max_entries of service_map (reverse_map has twice as many: room to change every backend at once). */
 export const MAX_SERVICES = 1024;
 

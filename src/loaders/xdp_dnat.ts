@@ -16,7 +16,7 @@
 import { InvalidArgumentError, Option } from 'commander';
 import { parseSeconds, pollEvery, runLesson } from '../cli/lesson.js';
 import {
-  DEFAULT_SERVICE, HitMonitor, PROGRAMS, ServiceTable, defaultPinDir, formatService, hitJson, parseService, renderHitTable,
+  DEFAULT_SERVICE, HitMonitor, PROGRAMS, REPLY_TC_SLOT, ServiceTable, defaultPinDir, formatService, hitJson, parseService, renderHitTable,
   validateServices, type Service,
 } from '../lessons/xdp_dnat.js';
 import { TC_MODES, type TcMode } from '../tc.js';
@@ -53,8 +53,11 @@ await runLesson<Opts>({
     const { obj, iface, opts, log } = ctx;
     const xdp = ctx.own(obj.program(PROGRAMS.forward).attachXdp(iface.index, { mode: opts.mode, force: opts.force }));
     log(`attached ${xdp.description}`);
-    const tc = ctx.own(obj.program(PROGRAMS.reply).attachTc(iface.index, 'egress', { mode: opts.tc }));
+    const tc = ctx.own(obj.program(PROGRAMS.reply).attachTc(iface.index, 'egress', { mode: opts.tc, slot: REPLY_TC_SLOT }));
     log(`attached ${tc.description}`);
+    log(tc.description.includes('(tcx link')
+      ? `  (a TCX link: bpftool link show lists it; tc filter show and Debian 12's bpftool net show do not)`
+      : `  (a clsact filter: tc filter show dev ${iface.name} egress)`);
     const table = ServiceTable.fromObject(obj);
     const services = opts.service ?? [DEFAULT_SERVICE];
     table.write(services, 'set');
