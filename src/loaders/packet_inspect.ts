@@ -3,7 +3,7 @@
  * bpf_printk()s source, destination and protocol of every IPv4 packet;
  * stream its lines from trace_pipe as dotted quads and protocol names.
  *
- *   sudo tsx src/loaders/packet_inspect.ts veth0 [--json]
+ *   sudo npx tsx src/loaders/packet_inspect.ts veth0 [--json]
  */
 import { randomInt } from 'node:crypto';
 import { runLesson } from '../cli/lesson.js';
