@@ -20,13 +20,13 @@
  * `tc filter show` do not list them); clsact filters show in
  * `tc filter show dev IFACE egress` and `bpftool net show`.
  */
-import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { bpf, type TcHookIn, type TcOptsIn } from './ffi/libbpf.js';
 import { TcHook, TcOpts, sizeOf } from './ffi/structs.js';
 import { BpfError, Errno } from './errors.js';
 import { Link, type Attachment } from './link.js';
 import { resolveInterface, type Interface } from './netif.js';
 import { programNameById } from './xdp.js';
+import { fdHolders, formatHolders, type FdHolder } from './procfs.js';
 
 /** Which way the packets go. */
 export type TcDirection = 'ingress' | 'egress';
@@ -100,26 +100,10 @@ export function attachTc(progFd: number, progName: string, iface: string | numbe
 /** Slots of clsact filters this process attached and still has ("ifindex/direction/handle/priority"). */
 const ownSlots = new Set<string>();
 
-/** Processes with an fd of the program `progId` open, as "pid N (comm)" (from /proc/PID/fdinfo). */
-function progHolders(progId: number): string[] {
-  const out: string[] = [];
-  let pids: string[];
-  try { pids = readdirSync('/proc').filter((d) => /^\d+$/.test(d)); } catch { return out; }
-  for (const pid of pids) {
-    let fds: string[];
-    try { fds = readdirSync(`/proc/${pid}/fd`); } catch { continue; }
-    const holds = fds.some((fd) => {
-      try {
-        return readlinkSync(`/proc/${pid}/fd/${fd}`) === 'anon_inode:bpf-prog'
-          && new RegExp(`^prog_id:\\s+${progId}$`, 'm').test(readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8'));
-      } catch { return false; }
-    });
-    if (!holds) continue;
-    let comm = '?';
-    try { comm = readFileSync(`/proc/${pid}/comm`, 'utf8').trim(); } catch { /* gone */ }
-    out.push(`pid ${pid} (${comm})`);
-  }
-  return out;
+/** Processes with an fd of the program `progId` open (from /proc/PID/fdinfo). */
+function progHolders(progId: number): FdHolder[] {
+  const idLine = new RegExp(`^prog_id:\\s+${progId}$`, 'm');
+  return fdHolders((target, fdinfo) => target === 'anon_inode:bpf-prog' && idLine.test(fdinfo()));
 }
 
 /**
@@ -141,7 +125,7 @@ function removeStaleFilter(progName: string, ifc: Interface, direction: TcDirect
   const at = `clsact ${direction} of ${ifc.name}, handle ${slot.handle}, priority ${slot.priority}`;
   if (name !== progName) throw new BpfError(what, Errno.EEXIST, `another program (${name || '?'}, id ${id}) has a filter at ${at}`);
   const holders = progHolders(id);
-  if (holders.length) throw new BpfError(what, Errno.EBUSY, `${progName} (id ${id}) at ${at} belongs to a running process: ${holders.join(', ')}`);
+  if (holders.length) throw new BpfError(what, Errno.EBUSY, `${progName} (id ${id}) at ${at} belongs to a running process: ${formatHolders(holders)}`);
   const d = bpf.tc_detach(hook, { sz: sizeOf(TcOpts), prog_fd: 0, flags: 0, prog_id: 0, handle: slot.handle, priority: slot.priority });
   if (d < 0 && -d !== Errno.ENOENT) throw new BpfError(`${what}: remove the stale filter of ${progName} (id ${id})`, -d);
   return `; removed a stale clsact filter of ${progName} (id ${id}) that a process which died had left`;

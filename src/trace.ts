@@ -6,9 +6,10 @@
  * reader open it at a time: a second open fails with EBUSY, which
  * openTracePipe() reports naming the process that holds it.
  */
-import { closeSync, constants, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, readSync } from 'node:fs';
+import { closeSync, constants, existsSync, mkdirSync, openSync, readSync } from 'node:fs';
 import { isTracefs, mountFs } from './ffi/sys.js';
 import { BpfError, Errno } from './errors.js';
+import { fdHolders, formatHolders, type FdHolder } from './procfs.js';
 
 const CANDIDATES = ['/sys/kernel/tracing', '/sys/kernel/debug/tracing'];
 
@@ -52,38 +53,12 @@ export interface TracePipe extends AsyncIterable<TraceLine> {
   close(): void;
 }
 
-/** A process that has a file open. */
-export interface FileHolder {
-  pid: number;
-  /** Its command name (/proc/PID/comm). */
-  comm: string;
-}
-
 /**
- * The processes (other than this one) that have `path` open, found by
- * reading the links in /proc/PID/fd (processes whose fds cannot be read are
- * skipped). Never throws.
+ * The processes that have `path` open (from /proc/PID/fd; processes whose
+ * fds cannot be read are skipped). Never throws.
  */
-export function fileHolders(path: string): FileHolder[] {
-  const out: FileHolder[] = [];
-  let pids: string[];
-  try { pids = readdirSync('/proc').filter((d) => /^\d+$/.test(d) && Number(d) !== process.pid); } catch { return out; }
-  for (const pid of pids) {
-    let fds: string[];
-    try { fds = readdirSync(`/proc/${pid}/fd`); } catch { continue; }
-    const holds = fds.some((fd) => { try { return readlinkSync(`/proc/${pid}/fd/${fd}`) === path; } catch { return false; } });
-    if (!holds) continue;
-    let comm = '?';
-    try { comm = readFileSync(`/proc/${pid}/comm`, 'utf8').trim(); } catch { /* gone */ }
-    out.push({ pid: Number(pid), comm });
-  }
-  return out;
-}
-
-/** The trace_pipe readers as "pid 123 (cat), pid 456 (node)", or undefined when none is found. */
-function describeHolders(path: string): string | undefined {
-  const h = fileHolders(path);
-  return h.length ? h.map((x) => `pid ${x.pid} (${x.comm})`).join(', ') : undefined;
+export function fileHolders(path: string): FdHolder[] {
+  return fdHolders((target) => target === path);
 }
 
 /** Where trace_pipe is (tracefs mounted if needed). Throws a BpfError as tracefsDir(). */
@@ -113,8 +88,8 @@ export function openTracePipe(filter: (l: TraceLine) => boolean = () => true, op
     const err = e as NodeJS.ErrnoException;
     const errno = err.errno ? Math.abs(err.errno) : Errno.EIO;
     if (errno === Errno.EBUSY) {
-      const who = describeHolders(path);
-      throw new BpfError(`open ${path}`, errno, `another process is reading it (${who ?? 'not found in /proc/*/fd: maybe in another PID namespace'}); the kernel allows one reader: stop that one first`);
+      const who = fileHolders(path);
+      throw new BpfError(`open ${path}`, errno, `another process is reading it (${who.length ? formatHolders(who) : 'not found in /proc/*/fd: maybe in another PID namespace'}); the kernel allows one reader: stop that one first`);
     }
     throw new BpfError(`open ${path}`, errno);
   }
