@@ -5,7 +5,6 @@
  * as a subprocess; attach refusals; links (detach twice, pin, outliving the
  * object); and a test run on a crafted packet.
  */
-import { spawn } from 'node:child_process';
 import { randomInt } from 'node:crypto';
 import { existsSync, rmSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -13,7 +12,7 @@ import { BpfObject, BpfError, Link, XdpAction, queryXdp, possibleCpus, type XdpM
 import { openTracePipe, tracefsDir, type TraceLine } from '../src/trace.js';
 import { ensureObject } from '../src/cli/build.js';
 import { pairLab, sendUdp, type PairLab } from '../scripts/lab.js';
-import { kernelTests, withTraceLock } from './helpers/kernel.js';
+import { holdOpen, kernelTests, withTraceLock } from './helpers/kernel.js';
 import { loadedPrograms, runLoader, startLoader, stopAllLoaders } from './helpers/loader.js';
 
 /** Reads trace_pipe lines accepted by `filter` until `done(lines)` or `timeoutMs`. */
@@ -111,10 +110,8 @@ describe.skipIf(!kernelTests())('hello on a real kernel', () => {
   it('stops before loading anything when another process reads trace_pipe, naming it', async () => {
     await withTraceLock(async () => {
       const path = `${tracefsDir()}/trace_pipe`;
-      // Opening does not read: the child holds trace_pipe open without consuming anything.
-      const holder = spawn('sh', ['-c', `exec 3<"${path}"; echo ready; exec sleep 60`], { stdio: ['ignore', 'pipe', 'ignore'] });
+      const holder = await holdOpen(path);
       try {
-        await new Promise<void>((resolve) => holder.stdout.once('data', () => resolve()));
         const before = loadedPrograms().filter((p) => p.name === 'hello').map((p) => p.id);
         const r = await runLoader('hello', [lab.hostIf]);
         expect(r.code).toBe(1);
@@ -124,8 +121,7 @@ describe.skipIf(!kernelTests())('hello on a real kernel', () => {
         // Nothing was even loaded.
         expect(loadedPrograms().filter((p) => p.name === 'hello' && !before.includes(p.id))).toEqual([]);
       } finally {
-        holder.kill('SIGKILL');
-        await new Promise((r) => holder.once('exit', r));
+        await holder.release();
       }
     });
   });
