@@ -265,6 +265,12 @@ abstract class MapBase<K, V> {
   }
 }
 
+/** How BpfMap.readAll() read a map: BPF_MAP_LOOKUP_BATCH, or get_next_key + lookup per entry. */
+export type ReadMethod = 'batch' | 'iterate';
+
+/** Errnos of a batch lookup that mean "this kernel or map type has no batch operations". */
+const NO_BATCH: ReadonlySet<number> = new Set([Errno.EINVAL, Errno.ENOSYS, Errno.EOPNOTSUPP, Errno.ENOTSUPP]);
+
 /** A map with one value per key. */
 export class BpfMap<K, V> extends MapBase<K, V> {
   /** @internal use BpfObject.map(), BpfMap.openPinned() or BpfMap.create(). */
@@ -326,6 +332,23 @@ export class BpfMap<K, V> extends MapBase<K, V> {
       for (let i = 0; i < count; i++) out.push([this.keyCodec.decode(keys, i * ks), this.valueCodec.decode(values, i * vs)]);
     }, chunk);
     return out;
+  }
+
+  /**
+   * Every entry, and how it was read: with batch lookups (lookupBatch) when
+   * `prefer` is 'batch' and the kernel has them for this map, else by key
+   * iteration (entries()). Throws a BpfError for any failure other than
+   * "no batch operations here" (EINVAL, ENOSYS, EOPNOTSUPP, ENOTSUPP).
+   */
+  readAll(prefer: ReadMethod = 'batch'): { method: ReadMethod; entries: [K, V][] } {
+    if (prefer === 'batch' && this.supportsBatch) {
+      try {
+        return { method: 'batch', entries: this.lookupBatch() };
+      } catch (e) {
+        if (!(e instanceof BpfError) || !NO_BATCH.has(e.errno)) throw e;
+      }
+    }
+    return { method: 'iterate', entries: [...this.entries()] };
   }
 
   /**

@@ -2,13 +2,14 @@
  * bpf_printk output: the kernel's trace_pipe, read without blocking the event
  * loop, mounting tracefs when it is not mounted (as inside `ip netns exec`).
  *
- * trace_pipe is one queue for the whole machine: each line goes to one reader.
- * Two readers at once (two loaders, or tests in parallel) split the lines.
+ * trace_pipe is one queue for the whole machine, and recent kernels let one
+ * reader open it at a time: a second open fails with EBUSY, which
+ * openTracePipe() reports naming the process that holds it.
  */
 import { closeSync, constants, existsSync, mkdirSync, openSync, readSync } from 'node:fs';
 import { isTracefs, mountFs } from './ffi/sys.js';
 import { BpfError, Errno } from './errors.js';
-import { errnoName } from './ffi/errno.js';
+import { fdHolders, formatHolders, type FdHolder } from './procfs.js';
 
 const CANDIDATES = ['/sys/kernel/tracing', '/sys/kernel/debug/tracing'];
 
@@ -53,21 +54,49 @@ export interface TracePipe extends AsyncIterable<TraceLine> {
 }
 
 /**
- * Streams bpf_printk lines from trace_pipe, keeping those `filter` accepts.
- * Throws a BpfError when trace_pipe cannot be opened.
+ * The processes that have `path` open (from /proc/PID/fd; processes whose
+ * fds cannot be read are skipped). Never throws.
  */
-export function openTracePipe(filter: (l: TraceLine) => boolean = () => true): TracePipe {
-  const path = `${tracefsDir()}/trace_pipe`;
+export function fileHolders(path: string): FdHolder[] {
+  return fdHolders((target) => target === path);
+}
+
+/** Where trace_pipe is (tracefs mounted if needed). Throws a BpfError as tracefsDir(). */
+export function tracePipePath(): string {
+  return `${tracefsDir()}/trace_pipe`;
+}
+
+/** Options of openTracePipe. */
+export interface TracePipeOptions {
+  /** Read this file instead of the tracefs trace_pipe (for tests). */
+  path?: string;
+}
+
+/**
+ * Streams bpf_printk lines from trace_pipe, keeping those `filter` accepts.
+ * Throws a BpfError when trace_pipe cannot be opened: EBUSY, naming the
+ * process that reads it, when another reader has it open. A read error
+ * later ends the iteration by throwing that error (as a BpfError) from the
+ * iterator.
+ */
+export function openTracePipe(filter: (l: TraceLine) => boolean = () => true, options: TracePipeOptions = {}): TracePipe {
+  const path = options.path ?? tracePipePath();
   let fd: number;
   try {
     fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
   } catch (e) {
     const err = e as NodeJS.ErrnoException;
-    throw new BpfError(`open ${path}`, err.errno ? -err.errno : Errno.EIO);
+    const errno = err.errno ? Math.abs(err.errno) : Errno.EIO;
+    if (errno === Errno.EBUSY) {
+      const who = fileHolders(path);
+      throw new BpfError(`open ${path}`, errno, `another process is reading it (${who.length ? formatHolders(who) : 'not found in /proc/*/fd: maybe in another PID namespace'}); the kernel allows one reader: stop that one first`);
+    }
+    throw new BpfError(`open ${path}`, errno);
   }
   const queue: TraceLine[] = [];
   let waiter: (() => void) | null = null;
   let closed = false;
+  let failure: BpfError | undefined;
   let partial = '';
   const buf = Buffer.alloc(64 * 1024);
   const drain = () => {
@@ -76,9 +105,12 @@ export function openTracePipe(filter: (l: TraceLine) => boolean = () => true): T
       try {
         n = readSync(fd, buf, 0, buf.length, null);
       } catch (e) {
-        const code = (e as NodeJS.ErrnoException).code;
-        if (code === 'EAGAIN' || code === 'EWOULDBLOCK') break;
-        throw new BpfError(`read ${path}`, Errno.EIO, `${code ?? errnoName(Errno.EIO)}`);
+        const err = e as NodeJS.ErrnoException;
+        if (err.code === 'EAGAIN' || err.code === 'EWOULDBLOCK') break;
+        // Not thrown from the timer (that would kill the process): the iterator throws it.
+        failure = new BpfError(`read ${path}`, err.errno ? Math.abs(err.errno) : Errno.EIO);
+        close();
+        return;
       }
       if (n <= 0) break;
       const lines = (partial + buf.toString('utf8', 0, n)).split('\n');
@@ -105,6 +137,7 @@ export function openTracePipe(filter: (l: TraceLine) => boolean = () => true): T
       try {
         for (;;) {
           while (queue.length) yield queue.shift()!;
+          if (failure) throw failure;
           if (closed) return;
           await new Promise<void>((resolve) => { waiter = resolve; });
         }

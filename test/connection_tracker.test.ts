@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BpfError, BpfMap, BpfObject, MapType, XdpAction, bytes, parseIpv4, queryXdp, struct, u32 } from '../src/index.js';
 import { ensureObject } from '../src/cli/build.js';
 import {
-  CONN_TABLE_SIZE, ConnTracker, connKey, connStats, connTable, flowId, flowJson, flowSnapshot, readConnTable, renderFlowTable, sharedLayouts,
+  CONN_TABLE_MAP, CONN_TABLE_SIZE, ConnTracker, connKey, connStats, connTable, flowId, flowJson, flowSnapshot, renderFlowTable, sharedLayouts, untrackedCounter,
   type ConnKey, type ConnStats,
 } from '../src/lessons/connection_tracker.js';
 import { ipv4Frame } from '../src/lessons/packet_inspect.js';
@@ -55,7 +55,7 @@ describe('connection_tracker user side', () => {
     const prev = new Map([[flowId(a), { packets: 6, bytes: 600 }]]);
     const t = new Date('2025-01-02T03:04:05.000Z');
     const s = flowSnapshot(entries, prev, 2, 'batch', t);
-    expect(s.rows.map((r) => [r.src, r.dst, r.protoName, r.packets, r.bytes, r.pps, r.bps])).toEqual([
+    expect(s.rows.map((r) => [r.src, r.dst, r.protoName, r.packets, r.bytes, r.packetsPerSec, r.bytesPerSec])).toEqual([
       ['10.0.0.2', '10.0.0.1', 'icmp', 4, 5000, 2, 2500],
       ['10.0.0.2', '10.0.0.1', 'udp', 10, 1000, 2, 200],
       ['10.0.0.3', '255.255.255.255', 'udp', 1, 78, 0.5, 39],
@@ -74,8 +74,13 @@ describe('connection_tracker user side', () => {
     const j = JSON.parse(flowJson(s, 1));
     expect(j).toEqual({
       time: '2025-01-02T03:04:05.000Z', elapsed: 2, method: 'batch', flows: 3, packets: 15, bytes: 6078,
-      top: [{ src: '10.0.0.2', dst: '10.0.0.1', proto: 1, protoName: 'icmp', packets: 4, bytes: 5000, pps: 2, bps: 2500 }],
+      top: [{ src: '10.0.0.2', dst: '10.0.0.1', proto: 1, protoName: 'icmp', packets: 4, bytes: 5000, packetsPerSec: 2, bytesPerSec: 2500 }],
     });
+    // What the kernel could not track is shown, in the table and the JSON.
+    const full = flowSnapshot(entries, prev, 2, 'batch', t, 7);
+    expect(renderFlowTable(full, 1).at(-2)).toBe('untracked: 7 packets of new flows found the table full (3 flows); they are not in the table');
+    expect(JSON.parse(flowJson(full, 0))).toMatchObject({ flows: 3, untracked: 7, top: [] });
+    expect(renderFlowTable(flowSnapshot(entries, prev, 2, 'batch', t, 0)).some((l) => l.startsWith('untracked'))).toBe(false);
   });
 
   it('tells flows apart by every key field', () => {
@@ -154,10 +159,10 @@ describe.skipIf(!kernelTests())('connection_tracker on a real kernel', () => {
         [flowId(key(lab.peerIp, lab.hostIp, 1)), { packets: 4, bytes: 4 * (20 + 8 + 200) }],
         [flowId(key(lab.peerIp, lab.hostIp, 253)), { packets: 5, bytes: 5 * (20 + 33) }],
       ]);
-      const got = () => new Map(readConnTable(table).entries.map(([k, v]) => [flowId(k), v]));
+      const got = () => new Map(table.readAll().entries.map(([k, v]) => [flowId(k), v]));
       await eventually(() => got().get(flowId(key(lab.peerIp, lab.hostIp, 253)))?.packets === 5, 5000);
       expect(got()).toEqual(want);
-      snapshot = readConnTable(table).entries;
+      snapshot = table.readAll().entries;
     } finally {
       link.detach();
     }
@@ -182,8 +187,8 @@ describe.skipIf(!kernelTests())('connection_tracker on a real kernel', () => {
     const fill: Array<[ConnKey, ConnStats]> = [];
     for (let i = 0; i < n; i++) fill.push([{ src_ip: 0x0a000000 + i, dst_ip: 0x0a640001, proto: i % 3 === 0 ? 6 : 17 }, { packets: i + 1, bytes: (i + 1) * 64 }]);
     expect(table.updateBatch(fill)).toBe(n);
-    const batch = readConnTable(table, 'batch');
-    const iter = readConnTable(table, 'iterate');
+    const batch = table.readAll('batch');
+    const iter = table.readAll('iterate');
     expect(batch.method).toBe('batch');
     expect(iter.method).toBe('iterate');
     expect(batch.entries).toHaveLength(n + 2);
@@ -198,8 +203,27 @@ describe.skipIf(!kernelTests())('connection_tracker on a real kernel', () => {
     expect(s.rows).toHaveLength(n + 2);
     const back = s.rows.find((r) => r.src === '198.51.100.2' && r.dst === '198.51.100.1')!;
     expect([back.packets, back.bytes]).toEqual([8, 160]);
-    expect(back.pps).toBeCloseTo(7 / s.elapsed, 6);
-    expect(s.rows.filter((r) => r.pps !== 0)).toHaveLength(1);
+    expect(back.packetsPerSec).toBeCloseTo(7 / s.elapsed, 6);
+    expect(s.rows.filter((r) => r.packetsPerSec !== 0)).toHaveLength(1);
+  });
+
+  it('counts the packets of flows that find the table full, and shows them', () => {
+    const obj = BpfObject.open(ensureObject('connection_tracker'));
+    try {
+      obj.setMaxEntries(CONN_TABLE_MAP, 4).load();
+      const prog = obj.program('connection_tracker');
+      // 6 flows of 3 packets each: 4 fit, the other 2 flows' 6 packets are untracked.
+      for (let i = 1; i <= 6; i++) prog.testRun({ data: ipv4Frame({ src: `198.51.100.${i}`, dst: '198.51.100.200', proto: 17, payloadLen: 8 }), repeat: 3 });
+      const tracker = new ConnTracker(connTable(obj), untrackedCounter(obj));
+      const s = tracker.snapshot();
+      expect(s.rows).toHaveLength(4);
+      expect(s.rows.every((r) => r.packets === 3)).toBe(true);
+      expect(s.untracked).toBe(6);
+      expect(JSON.parse(flowJson(s)).untracked).toBe(6);
+      expect(renderFlowTable(s)).toContain('untracked: 6 packets of new flows found the table full (4 flows); they are not in the table');
+    } finally {
+      obj.close();
+    }
   });
 
   it('falls back to key iteration on a map whose kernel side has no batch lookup', () => {
@@ -210,7 +234,7 @@ describe.skipIf(!kernelTests())('connection_tracker on a real kernel', () => {
     try { m.lookupBatch(); } catch (e) { err = e; }
     expect(err).toBeInstanceOf(BpfError);
     expect(['EINVAL', 'ENOTSUPP', 'EOPNOTSUPP']).toContain((err as BpfError).code);
-    expect(readConnTable(m, 'batch')).toEqual({ method: 'iterate', entries: [[2, 1]] });
+    expect(m.readAll('batch')).toEqual({ method: 'iterate', entries: [[2, 1]] });
   });
 
   it('loader: prints the top flows by bytes as JSON, exits 0, leaves nothing attached', async () => {
@@ -224,11 +248,12 @@ describe.skipIf(!kernelTests())('connection_tracker on a real kernel', () => {
     } finally {
       run.kill('SIGKILL');
     }
-    type Flow = { src: string; dst: string; proto: number; protoName: string; packets: number; bytes: number; pps: number; bps: number };
+    type Flow = { src: string; dst: string; proto: number; protoName: string; packets: number; bytes: number; packetsPerSec: number; bytesPerSec: number };
     const snaps = run.stdout().trim().split('\n').map((l) => JSON.parse(l) as { method: string; flows: number; packets: number; bytes: number; top: Flow[] });
     const last = snaps[snaps.length - 1];
     expect(last.method).toBe('batch');
     expect(last.flows).toBe(3);
+    expect((last as unknown as { untracked: number }).untracked).toBe(0);
     expect([last.packets, last.bytes]).toEqual([8, 5 * 92 + 2 * 28 + 29]);
     expect(last.top.map((f) => [f.src, f.dst, f.protoName, f.packets, f.bytes])).toEqual([
       [lab.peerIp, lab.hostIp, 'udp', 5, 460],
@@ -236,5 +261,22 @@ describe.skipIf(!kernelTests())('connection_tracker on a real kernel', () => {
     ]);
     expect(run.stderr()).toMatch(/detached\n$/);
     expect(queryXdp(lab.hostIf)).toEqual([]);
+  });
+
+  it('loader: with --max-flows 1, says how many packets of other flows were not tracked', async () => {
+    const run = startLoader('connection_tracker', [lab.hostIf, '--duration', '3', '--max-flows', '1', '--interval', '1']);
+    try {
+      await run.waitFor('attached');
+      await sendUdp(lab.ns, lab.hostIp, 9, 5, 64);
+      await sendRaw(lab.ns, lab.hostIp, 253, 2, 8);
+      expect(await run.exited).toEqual({ code: 0, signal: null });
+    } finally {
+      run.kill('SIGKILL');
+    }
+    const tables = run.stdout().split('\n\n').filter((t) => t.trim());
+    const last = tables[tables.length - 1];
+    expect(last).toMatch(/ 1 flow \(batch lookup\)/);
+    // Whichever flow came first (ARP is not IPv4: only UDP and protocol 253 count), the other one's packets are untracked.
+    expect(last).toMatch(/\nuntracked: [25] packets of new flows found the table full \(1 flow\); they are not in the table$/);
   });
 });

@@ -9,11 +9,11 @@ import { randomInt } from 'node:crypto';
 import { existsSync, rmSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BpfObject, BpfError, Link, XdpAction, queryXdp, possibleCpus, type XdpMode } from '../src/index.js';
-import { openTracePipe, type TraceLine } from '../src/trace.js';
+import { openTracePipe, tracefsDir, type TraceLine } from '../src/trace.js';
 import { ensureObject } from '../src/cli/build.js';
 import { pairLab, sendUdp, type PairLab } from '../src/lab/index.js';
-import { kernelTests, withTraceLock } from './helpers/kernel.js';
-import { startLoader, stopAllLoaders } from './helpers/loader.js';
+import { holdOpen, kernelTests, withTraceLock } from './helpers/kernel.js';
+import { loadedPrograms, runLoader, startLoader, stopAllLoaders } from './helpers/loader.js';
 
 /** Reads trace_pipe lines accepted by `filter` until `done(lines)` or `timeoutMs`. */
 async function readTrace(filter: (l: TraceLine) => boolean, done: (lines: TraceLine[]) => boolean, send: () => Promise<void>, timeoutMs = 5000): Promise<TraceLine[]> {
@@ -104,6 +104,25 @@ describe.skipIf(!kernelTests())('hello on a real kernel', () => {
       expect(lines.filter((l) => l.endsWith(' 142 bytes')).length).toBe(3);
       expect(run.stderr()).toMatch(/detached\n$/);
       expect(queryXdp(lab.hostIf)).toEqual([]);
+    });
+  });
+
+  it('stops before loading anything when another process reads trace_pipe, naming it', async () => {
+    await withTraceLock(async () => {
+      const path = `${tracefsDir()}/trace_pipe`;
+      const holder = await holdOpen(path);
+      try {
+        const before = loadedPrograms().filter((p) => p.name === 'hello').map((p) => p.id);
+        const r = await runLoader('hello', [lab.hostIf]);
+        expect(r.code).toBe(1);
+        expect(r.stderr).toBe(`error: open ${path}: another process is reading it (pid ${holder.pid} (sleep)); the kernel allows one reader: stop that one first (EBUSY)\n`);
+        expect(r.stdout).toBe('');
+        expect(queryXdp(lab.hostIf)).toEqual([]);
+        // Nothing was even loaded.
+        expect(loadedPrograms().filter((p) => p.name === 'hello' && !before.includes(p.id))).toEqual([]);
+      } finally {
+        await holder.release();
+      }
     });
   });
 

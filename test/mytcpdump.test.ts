@@ -223,6 +223,23 @@ describe.skipIf(!kernelTests())('mytcpdump on a real kernel', () => {
     }
   });
 
+  it('the largest ring the reader maps (--ring-size 1G, and 1023M rounded up to it) captures', async () => {
+    link.detach();
+    try {
+      for (const size of ['1G', '1023M']) {
+        const p = startLoader('mytcpdump', [lab.hostIf, '--json', '--count', '1', '--proto', 'udp', '--ring-size', size]);
+        await p.waitFor('attached');
+        await sendUdp(lab.ns, lab.hostIp, 9000, 1, 10, 40051);
+        expect(await p.exited, p.stderr()).toEqual({ code: 0, signal: null });
+        expect(p.stderr()).toMatch(/filter: udp, ring 1024 MiB/);
+        expect(p.stdout()).toBe(`${json({ proto: 'udp', src_ip: lab.peerIp, src_port: 40051, dst_ip: lab.hostIp, dst_port: 9000, pkt_len: 38 })}\n`);
+      }
+      expect(queryXdp(lab.hostIf)).toEqual([]);
+    } finally {
+      link = obj.program('mytcpdump').attachXdp(lab.hostIf, { mode: 'skb' });
+    }
+  });
+
   it('piped into head -n 3, it exits 0 on EPIPE and leaves nothing attached', async () => {
     link.detach();
     try {

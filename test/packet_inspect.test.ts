@@ -13,10 +13,10 @@ import {
   formatInspect, inspectEvent, inspectJson, inspectPrefix, ipv4Frame, openInspectStream, parseInspectMessage,
   type InspectEvent, type InspectStream,
 } from '../src/lessons/packet_inspect.js';
-import { parseTraceLine } from '../src/trace.js';
+import { parseTraceLine, tracefsDir } from '../src/trace.js';
 import { pairLab, ping, runNs, sendUdp, tcpConnect, type PairLab } from '../src/lab/index.js';
-import { kernelTests, withTraceLock } from './helpers/kernel.js';
-import { eventually, startLoader } from './helpers/loader.js';
+import { holdOpen, kernelTests, withTraceLock } from './helpers/kernel.js';
+import { eventually, runLoader, startLoader } from './helpers/loader.js';
 
 describe('packet_inspect user side', () => {
   it('parses its own trace lines into dotted quads and protocol names', () => {
@@ -171,6 +171,22 @@ describe.skipIf(!kernelTests())('packet_inspect on a real kernel', () => {
       } finally {
         stream.close();
         await done;
+      }
+    });
+  });
+
+  it('loader: stops before loading anything when another process reads trace_pipe, naming it', async () => {
+    await withTraceLock(async () => {
+      const path = `${tracefsDir()}/trace_pipe`;
+      const holder = await holdOpen(path);
+      try {
+        const r = await runLoader('packet_inspect', [lab.hostIf]);
+        expect(r.code).toBe(1);
+        expect(r.stderr).toBe(`error: open ${path}: another process is reading it (pid ${holder.pid} (sleep)); the kernel allows one reader: stop that one first (EBUSY)\n`);
+        expect(r.stdout).toBe('');
+        expect(queryXdp(lab.hostIf)).toEqual([]);
+      } finally {
+        await holder.release();
       }
     });
   });

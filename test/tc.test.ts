@@ -12,7 +12,7 @@ import { rmSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BpfError, BpfObject, PerCpuMap, attachTc, probeTcx, queryXdp, u32, u64 } from '../src/index.js';
 import { ensureObject } from '../src/cli/build.js';
-import { DNAT_REASONS, MAPS, PROGRAMS, ServiceTable } from '../src/lessons/xdp_dnat.js';
+import { DNAT_REASONS, MAPS, PROGRAMS, REPLY_TC_SLOT, ServiceTable } from '../src/lessons/xdp_dnat.js';
 import { pairLab, run, type PairLab } from '../src/lab/index.js';
 import { featureTests, kernelTests } from './helpers/kernel.js';
 
@@ -140,6 +140,44 @@ describe.skipIf(!kernelTests())('TC attach and detach', () => {
     expect(err).toBeInstanceOf(BpfError);
     const cause = probeTcx() ? 'the program is not a tc (SCHED_CLS) program' : 'the kernel has no TCX links (needs 6.6); use clsact';
     expect((err as BpfError).message).toBe(`attach tc xdp_dnat to ${lab.hostIf} egress: ${cause} (EINVAL)`);
+  });
+
+  it('a clsact filter a SIGKILLed loader left at our slot is removed by the next attach (clsact or tcx); a live one is refused', async () => {
+    const before = await qdiscs();
+    const dir = '/sys/fs/bpf/libbpf-ts/xdp_dnat/test-tct-stale';
+    try {
+      for (const mode of (TCX ? ['clsact', 'tcx'] : ['clsact']) as Array<'clsact' | 'tcx'>) {
+        rmSync(dir, { recursive: true, force: true });
+        const l = startLoader('xdp_dnat', [lab.hostIf, '--tc', 'clsact', '--pin-dir', dir, '--service', `10.96.0.51:9/udp=${lab.hostIp}:${srcPort + 1}`]);
+        await l.waitFor('Ctrl-C to stop');
+        expect(l.stderr()).toContain(`(a clsact filter: tc filter show dev ${lab.hostIf} egress)`);
+        const id = Number(/tc_dnat_reply.* id (\d+)/.exec(await filters('egress'))?.[1]);
+        expect(id).toBeGreaterThan(0);
+        // While the loader runs, its filter is not stale.
+        expect(() => obj.program(PROGRAMS.reply).attachTc(lab.hostIf, 'egress', { mode, slot: REPLY_TC_SLOT }))
+          .toThrow(new RegExp(`: tc_dnat_reply \\(id ${id}\\) at clsact egress of ${lab.hostIf}, handle 53415, priority 53415 belongs to a running process: .*pid ${l.child.pid} \\(.*\\(EBUSY\\)$`));
+        l.kill('SIGKILL');
+        await l.exited;
+        expect(await filters('egress')).toContain(` id ${id} `); // left behind
+        const a = obj.program(PROGRAMS.reply).attachTc(lab.hostIf, 'egress', { mode, slot: REPLY_TC_SLOT });
+        try {
+          expect(a.description).toContain(`; removed a stale clsact filter of tc_dnat_reply (id ${id}) that a process which died had left)`);
+          const f = await filters('egress');
+          expect(f).not.toContain(` id ${id} `);
+          expect(f.split('\n').filter((x) => x.includes('tc_dnat_reply')).length).toBe(mode === 'clsact' ? 1 : 0);
+          expect(await rewrittenBy(3)).toBe(3);
+        } finally {
+          a.detach();
+        }
+        expect(await filters('egress')).toBe('');
+        // The clsact qdisc the dead loader created is not provably ours: it stays, empty.
+        await run(['tc', 'qdisc', 'del', 'dev', lab.hostIf, 'clsact']);
+      }
+    } finally {
+      await stopAllLoaders();
+      rmSync(dir, { recursive: true, force: true });
+    }
+    expect(await qdiscs()).toBe(before);
   });
 
   // A clsact filter is not a link: it outlives a SIGKILLed loader (the loader removes it on any other exit).

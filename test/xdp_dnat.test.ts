@@ -10,17 +10,18 @@
  * counters add up. Then the service API (validation, conflicts, all or
  * nothing, map full) and scripts/services.ts against pinned maps.
  */
-import { existsSync, mkdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BpfError, BpfObject, XdpAction } from '../src/index.js';
-import { ensureObject } from '../src/cli/build.js';
+import { BpfError, BpfObject, XdpAction, parseIpv4 } from '../src/index.js';
+import { BPF_DIR, ensureObject } from '../src/cli/build.js';
 import {
   DNAT_REASONS, MAX_SERVICES, PROGRAMS, ServiceTable, backendKey, formatService, parseService, parseServiceAddr, serviceKey,
   renderHitTable, type DnatStats, type Service,
 } from '../src/lessons/xdp_dnat.js';
 import { buildFrame, ipChecksum, l4Checksum, onesSum, fold, rng, ipOptions, parseFrame, type FrameSpec } from './helpers/packets.js';
 import { kernelTests } from './helpers/kernel.js';
-import { runLoader, runServices } from './helpers/loader.js';
+import { loadedPrograms, runLoader, runServices } from './helpers/loader.js';
 
 describe('xdp_dnat services: parsing and formatting', () => {
   it('parses and formats the lesson service', () => {
@@ -58,13 +59,26 @@ describe('xdp_dnat services: parsing and formatting', () => {
     expect(r.stderr).toContain("option '--service <VIP:PORT/PROTO=BACKEND:PORT>' argument '10.96.0.10:80/tcp=10.244.1.5:99999' is invalid. backend: port 99999 is out of range (1-65535)");
   });
 
+  it('names the reasons as enum dnat_reason in bpf/xdp_dnat/xdp_dnat.h does, in its order', () => {
+    const header = readFileSync(join(BPF_DIR, 'xdp_dnat', 'xdp_dnat.h'), 'utf8').replace(/\/\*[^]*?\*\//g, '').replace(/\/\/.*$/gm, '');
+    const body = /enum dnat_reason\s*\{([^}]*)\}/.exec(header)?.[1];
+    expect(body).toBeDefined();
+    const members = body!.split(',').map((m) => m.trim()).filter(Boolean).map((m) => /^(\w+)(?:\s*=\s*(\d+))?$/.exec(m));
+    expect(members.every(Boolean)).toBe(true);
+    // Only the first may have a value (0): the others follow on, so the array index is the enum value.
+    expect(members.map((m) => m![2])).toEqual(['0', ...Array(members.length - 1).fill(undefined)]);
+    const names = members.map((m) => m![1]);
+    expect(names.at(-1)).toBe('DNAT_REASON_COUNT');
+    expect(names.slice(0, -1).map((n) => n.replace(/^DNAT_/, '').toLowerCase())).toEqual([...DNAT_REASONS]);
+  });
+
   it('renders a hit table', () => {
     const stats = Object.fromEntries(DNAT_REASONS.map((r) => [r, 0])) as DnatStats;
     stats.redirect = 5;
     stats.reply_rewritten = 4;
     const lines = renderHitTable({
       time: new Date('2025-01-02T03:04:05Z'), elapsed: 2,
-      services: [{ vip: '10.96.0.10', port: 80, proto: 'tcp', backend: { ip: '10.244.1.5', port: 8080 }, packets: 10, bytes: 1000, pps: 5 }],
+      services: [{ vip: '10.96.0.10', port: 80, proto: 'tcp', backend: { ip: '10.244.1.5', port: 8080 }, packets: 10, bytes: 1000, packetsPerSec: 5 }],
       stats,
     });
     expect(lines[0]).toBe('03:04:05  1 service, last 2.0 s');
@@ -77,7 +91,7 @@ describe('xdp_dnat services: parsing and formatting', () => {
 function expectedHit(input: Buffer, s: Service, out: Buffer, udpNoChecksum: boolean): Buffer {
   const e = Buffer.from(input);
   const v = parseFrame(e);
-  e.set(s.backend.ip.split('.').map(Number), v.ipOff + 16);
+  e.writeUInt32BE(parseIpv4(s.backend.ip), v.ipOff + 16);
   e.writeUInt16BE(s.backend.port, v.l4Off + 2);
   if (out[v.ipOff + 8] !== input[v.ipOff + 8]) {
     // Forwarded by XDP itself (the FIB had a route and a neighbour): TTL - 1, new MACs.
@@ -307,7 +321,7 @@ describe.skipIf(!kernelTests())('xdp_dnat programs through BPF_PROG_TEST_RUN', (
       rewritten++;
       const e = Buffer.from(input);
       const v = parseFrame(e);
-      e.set(s.vip.split('.').map(Number), v.ipOff + 12);
+      e.writeUInt32BE(parseIpv4(s.vip), v.ipOff + 12);
       e.writeUInt16BE(s.port, v.l4Off);
       e.writeUInt16BE(ipChecksum(e), v.ipOff + 10);
       e.writeUInt16BE(spec.udpNoChecksum ? 0 : l4Checksum(e), v.l4CheckOff);
@@ -436,6 +450,78 @@ describe.skipIf(!kernelTests())('scripts/services.ts on pinned maps', () => {
     expect(JSON.parse(r.stdout).services).toEqual([{ service: '10.96.0.10:80/tcp', backend: '10.244.1.5:8080', packets: 0, bytes: 0 }]);
   });
 
+  it('ends quietly with exit 0 when its reader goes away (| head -1)', async () => {
+    t.write(Array.from({ length: 200 }, (_, i) => parseService(`10.98.0.${i + 1}:80/tcp=10.246.0.${i + 1}:80`)), 'add');
+    try {
+      for (const args of [['list'], ['list', '--json'], ['stats'], ['--help']]) {
+        const r = await runServices(['--pin-dir', dir, ...args], { closedStdout: true });
+        expect(r, args.join(' ')).toEqual({ code: 0, stdout: '', stderr: '' });
+      }
+    } finally {
+      t.remove(Array.from({ length: 200 }, (_, i) => parseServiceAddr(`10.98.0.${i + 1}:80/tcp`)));
+    }
+  });
+
+  it('stats --json; --help on stdout with exit 0; bad usage exits 2', async () => {
+    const r = await runServices(['--pin-dir', dir, 'stats', '--json']);
+    expect(r.code).toBe(0);
+    const j = JSON.parse(r.stdout) as { pinDir: string; stats: Record<string, number> };
+    expect(j.pinDir).toBe(dir);
+    expect(Object.keys(j.stats)).toEqual([...DNAT_REASONS]);
+    for (const args of [['--help'], ['list', '--help'], ['stats', '--help']]) {
+      const h = await runServices(args);
+      expect(h, args.join(' ')).toMatchObject({ code: 0, stderr: '' });
+      expect(h.stdout).toMatch(/^Usage: services/);
+    }
+    for (const args of [[], ['bogus'], ['list', '--bogus'], ['add']]) {
+      const u = await runServices(args);
+      expect(u.code, args.join(' ')).toBe(2);
+      expect(u.stdout).toBe('');
+    }
+  });
+
+  it('refuses addresses that are not one host\'s, and a backend that is a VIP', async () => {
+    const cases: Array<[string, string]> = [
+      ['0.0.0.0:80/tcp=10.244.1.6:80', 'error: service: 0.0.0.0 is in 0.0.0.0/8 ("this network"), not the address of one host'],
+      ['255.255.255.255:80/udp=10.244.1.6:80', 'error: service: 255.255.255.255 is the broadcast address, not the address of one host'],
+      ['224.0.0.1:80/udp=10.244.1.6:80', 'error: service: 224.0.0.1 is a multicast address, not the address of one host'],
+      ['10.96.0.11:80/udp=239.1.1.1:80', 'error: backend: 239.1.1.1 is a multicast address, not the address of one host'],
+      ['10.96.0.11:80/udp=0.0.0.0:80', 'error: backend: 0.0.0.0 is in 0.0.0.0/8 ("this network"), not the address of one host'],
+      ['10.96.0.11:80/udp=255.255.255.255:80', 'error: backend: 255.255.255.255 is the broadcast address, not the address of one host'],
+      // A backend that is the VIP of an existing service, or of one in the same command.
+      ['10.96.0.11:81/tcp=10.96.0.10:8080', 'error: add service 10.96.0.11:81/tcp: backend 10.96.0.10 of 10.96.0.11:81/tcp is a service address (VIP of 10.96.0.10:80/tcp); a backend must be a real host (EINVAL)'],
+    ];
+    for (const [spec, msg] of cases) {
+      const r = await runServices(['--pin-dir', dir, 'add', spec]);
+      expect(r, spec).toEqual({ code: 1, stdout: '', stderr: `${msg}\n` });
+    }
+    const both = await runServices(['--pin-dir', dir, 'add', '10.96.0.20:80/tcp=10.244.2.1:80', '10.96.0.21:80/tcp=10.96.0.20:80']);
+    expect(both.stderr).toBe('error: add 2 services: backend 10.96.0.20 of 10.96.0.21:80/tcp is a service address (VIP of 10.96.0.20:80/tcp); a backend must be a real host (EINVAL)\n');
+    // A new VIP that is an existing service's backend.
+    const vip = await runServices(['--pin-dir', dir, 'add', '10.244.1.5:80/tcp=10.244.2.2:80']);
+    expect(vip.stderr).toBe('error: add service 10.244.1.5:80/tcp: backend 10.244.1.5 of 10.96.0.10:80/tcp is a service address (VIP of 10.244.1.5:80/tcp); a backend must be a real host (EINVAL)\n');
+    expect(t.list().map(formatService)).toEqual(['10.96.0.10:80/tcp → 10.244.1.5:8080']);
+  });
+
+  it('says where to look when --iface finds no loader in this namespace', async () => {
+    const r = await runServices(['--iface', 'nosuch-xdnat', 'list']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/^error: find xdp_dnat loader: no xdp_dnat loader on nosuch-xdnat in this network namespace \(nothing pinned at \/sys\/fs\/bpf\/libbpf-ts\/xdp_dnat\/nosuch-xdnat-\d+\); pins are per bpffs and per namespace: .*another network namespace.*ip netns exec.* \(ENOENT\)\n$/);
+    // A loader on this interface name in another namespace: named.
+    const other = `/sys/fs/bpf/libbpf-ts/xdp_dnat/nosuch-xdnat-1`;
+    const o2 = BpfObject.load(ensureObject('xdp_dnat'));
+    const t2 = ServiceTable.fromObject(o2);
+    try {
+      t2.pin(other);
+      const o = await runServices(['--iface', 'nosuch-xdnat', 'list']);
+      expect(o.stderr).toContain(`; loaders on nosuch-xdnat of other network namespaces pinned ${other}: pass one with --pin-dir`);
+    } finally {
+      t2.unpin();
+      o2.close();
+      rmSync(other, { recursive: true, force: true });
+    }
+  });
+
   it('prints one error line and changes nothing on bad input, a full map or no loader', async () => {
     const cases: Array<[string[], string]> = [
       [['add', '10.96.0.300:53/udp=10.244.1.6:5353'], "error: service: bad IPv4 address '10.96.0.300'"],
@@ -464,6 +550,24 @@ describe.skipIf(!kernelTests())('scripts/services.ts on pinned maps', () => {
     t.clear();
     t.set(parseService('10.96.0.10:80/tcp=10.244.1.5:8080'));
     expect(t.list().map(formatService)).toEqual(['10.96.0.10:80/tcp → 10.244.1.5:8080']);
+  });
+
+  it('the loader refuses conflicting --service options before loading anything', async () => {
+    const before = loadedPrograms().filter((p) => p.name === PROGRAMS.forward).map((p) => p.id);
+    const cases: Array<[string[], string]> = [
+      [['10.96.0.10:80/tcp=10.244.1.5:8080', '10.96.0.11:80/tcp=10.244.1.5:8080'], 'error: check 2 services: backend 10.244.1.5:8080/tcp is listed for both 10.96.0.10:80/tcp and 10.96.0.11:80/tcp (a backend serves one service) (EEXIST)'],
+      [['10.96.0.10:80/tcp=10.244.1.5:8080', '10.96.0.10:80/tcp=10.244.1.6:8080'], 'error: check 2 services: service 10.96.0.10:80/tcp is listed twice (EINVAL)'],
+      [['10.96.0.10:80/tcp=10.244.1.5:8080', '10.96.0.11:80/tcp=10.96.0.10:80'], 'error: check 2 services: backend 10.96.0.10 of 10.96.0.11:80/tcp is a service address (VIP of 10.96.0.10:80/tcp); a backend must be a real host (EINVAL)'],
+    ];
+    for (const [svcs, msg] of cases) {
+      const r = await runLoader('xdp_dnat', ['lo', ...svcs.flatMap((x) => ['--service', x])]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toBe(`${msg}\n`);
+    }
+    const r = await runLoader('xdp_dnat', ['lo', '--service', '0.0.0.0:80/tcp=10.244.1.5:8080']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('service: 0.0.0.0 is in 0.0.0.0/8 ("this network"), not the address of one host');
+    expect(loadedPrograms().filter((p) => p.name === PROGRAMS.forward && !before.includes(p.id))).toEqual([]);
   });
 
   it('says so when the loader that pinned the maps is gone', async () => {

@@ -21,12 +21,14 @@
  * redirected frames silently), and full checksums from the client
  * (`ethtool -K eth0 tx off`: XDP cannot complete a partial checksum).
  */
+import { spawnSync } from 'node:child_process';
 import { existsSync, rmSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ServiceTable, formatService, parseService, type DnatStats } from '../src/lessons/xdp_dnat.js';
 import { startBackendServers, tcpExchange, udpExchange, type BackendServers } from '../src/lab/index.js';
 import { dnatLab, run, runNs, type DnatLab } from '../src/lab/index.js';
 import { kernelTests } from './helpers/kernel.js';
+import { REPO_ROOT } from '../src/cli/build.js';
 import { runServices, startLoader, stopAllLoaders, type LoaderProcess } from './helpers/loader.js';
 
 /** TCP and UDP checksum errors counted by a namespace's stack (/proc/net/snmp InCsumErrors). */
@@ -79,6 +81,15 @@ describe.skipIf(!kernelTests()).each(MODES)('xdp_dnat end to end in $mode mode: 
     expect(err).toMatch(new RegExp(`attached tc egress tc_dnat_reply on ${lab.lbClientIf} \\((tcx link|clsact.*)\\)`));
     expect(err).toContain(`pinned maps at ${dir}`);
     expect(table.list().map(formatService)).toEqual(['10.96.0.10:80/tcp → 10.244.1.5:8080']);
+  });
+
+  it('prints a services command that runs as pasted (from where the loader ran)', () => {
+    const hint = /pinned maps at \S+ \(list services: (.*)\)\n/.exec(loader.stderr())?.[1];
+    expect(hint).toBeDefined();
+    const r = spawnSync('sh', ['-c', hint!], { cwd: REPO_ROOT, encoding: 'utf8', timeout: 60_000 });
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/^10\.96\.0\.10:80\/tcp → 10\.244\.1\.5:8080 /);
   });
 
   it('carries a TCP connection through the VIP: data both ways, the backend sees the client', async () => {

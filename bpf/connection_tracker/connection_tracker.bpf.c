@@ -18,10 +18,12 @@
  * time: 80 bytes each (the kernel's element header, then key and value
  * rounded up to 8 bytes) plus a 16-byte bucket, 6 MiB in all (bpftool map
  * show: memlock 6292528B). That is far more flows than a lab or one host's
- * interface sees in a lesson, and small enough to load anywhere. When the table is full, new flows are not tracked (the insert
- * fails with -E2BIG) while existing ones keep counting; a long-running
- * tracker would use BPF_MAP_TYPE_LRU_HASH, or have user space delete idle
- * flows. */
+ * interface sees in a lesson, and small enough to load anywhere. When the
+ * table is full, new flows are not tracked (the insert fails with -E2BIG)
+ * while existing ones keep counting; every packet that finds no room is
+ * counted in `untracked` (a per-CPU counter: no atomics, no contention), so
+ * user space can say how much it is not showing. A long-running tracker
+ * would use BPF_MAP_TYPE_LRU_HASH, or have user space delete idle flows. */
 #include "common.h"
 #include <linux/errno.h>
 #include "connection_tracker.h"
@@ -34,6 +36,14 @@ struct {
 	__type(key, struct conn_key);
 	__type(value, struct conn_stats);
 } conn_table SEC(".maps");
+
+/* Packets of flows that found no room in conn_table (index 0), per CPU. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} untracked SEC(".maps");
 
 SEC("xdp")
 int connection_tracker(struct xdp_md *ctx)
@@ -61,13 +71,22 @@ int connection_tracker(struct xdp_md *ctx)
 		return XDP_PASS;
 	}
 	struct conn_stats init = { .packets = 1, .bytes = len };
-	if (bpf_map_update_elem(&conn_table, &key, &init, BPF_NOEXIST) == -EEXIST) {
+	long err = bpf_map_update_elem(&conn_table, &key, &init, BPF_NOEXIST);
+	if (err == -EEXIST) {
 		stats = bpf_map_lookup_elem(&conn_table, &key);
 		if (stats) {
 			__sync_fetch_and_add(&stats->packets, 1);
 			__sync_fetch_and_add(&stats->bytes, len);
+			return XDP_PASS;
 		}
+		/* deleted in between: not tracked */
+	} else if (err == 0) {
+		return XDP_PASS;
 	}
+	__u32 zero = 0;
+	__u64 *lost = bpf_map_lookup_elem(&untracked, &zero);
+	if (lost)
+		*lost += 1;
 	return XDP_PASS;
 }
 

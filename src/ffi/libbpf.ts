@@ -126,6 +126,8 @@ export const bpf = {
     libbpf, 'int bpf_tc_attach(const bpf_tc_hook *hook, _Inout_ bpf_tc_opts *opts)'),
   tc_detach: func<(hook: TcHookIn, opts: TcOptsIn) => number>(
     libbpf, 'int bpf_tc_detach(const bpf_tc_hook *hook, const bpf_tc_opts *opts)'),
+  tc_query: func<(hook: TcHookIn, opts: TcOptsIn) => number>(
+    libbpf, 'int bpf_tc_query(const bpf_tc_hook *hook, _Inout_ bpf_tc_opts *opts)'),
 
   // BTF
   btf_parse: func<(path: string, ext: null) => BtfPtr | null>(libbpf, 'void *btf__parse(const char *path, void *ext)'),

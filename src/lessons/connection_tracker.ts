@@ -7,9 +7,8 @@
  * per-flow rates between two readings and renders the biggest flows.
  */
 import { performance } from 'node:perf_hooks';
-import { formatIpv4, protoLabel, protoName, struct } from '../codec.js';
-import { BpfError } from '../errors.js';
-import type { BpfMap } from '../map.js';
+import { formatIpv4, protoLabel, protoName, struct, u32, u64 } from '../codec.js';
+import type { BpfMap, PerCpuMap, ReadMethod } from '../map.js';
 import type { BpfObject } from '../object.js';
 import { formatRate, rate } from '../cli/output.js';
 import type { SharedLayout } from './shared.js';
@@ -39,33 +38,21 @@ export const CONN_TABLE_MAP = 'conn_table';
 /** max_entries of conn_table in the C source. */
 export const CONN_TABLE_SIZE = 65536;
 
+/** The per-CPU counter (index 0) of packets whose flow found no room in conn_table. */
+export const UNTRACKED_MAP = 'untracked';
+
 /** The conn_table map of a loaded connection_tracker object, typed. Throws a BpfError. */
 export function connTable(obj: BpfObject): BpfMap<ConnKey, ConnStats> {
   return obj.map(CONN_TABLE_MAP, connKey, connStats);
 }
 
-/** How the table was read: BPF_MAP_LOOKUP_BATCH, or get_next_key + lookup per entry. */
-export type ReadMethod = 'batch' | 'iterate';
-
-/** Errnos meaning "this kernel/map has no batch operations". */
-const NO_BATCH = new Set([22 /* EINVAL */, 38 /* ENOSYS */, 95 /* EOPNOTSUPP */, 524 /* ENOTSUPP */]);
-
-/**
- * Reads every entry of the table: with one batch lookup per 4096 entries
- * when `prefer` is 'batch' and the kernel supports it, else by key
- * iteration. Returns the entries and the method that produced them. Throws a
- * BpfError for any other failure.
- */
-export function readConnTable<K, V>(map: BpfMap<K, V>, prefer: ReadMethod = 'batch'): { method: ReadMethod; entries: [K, V][] } {
-  if (prefer === 'batch' && map.supportsBatch) {
-    try {
-      return { method: 'batch', entries: map.lookupBatch() };
-    } catch (e) {
-      if (!(e instanceof BpfError) || !NO_BATCH.has(e.errno)) throw e;
-    }
-  }
-  return { method: 'iterate', entries: [...map.entries()] };
+/** The untracked counter map of a loaded connection_tracker object (sum(0): packets not tracked). Throws a BpfError. */
+export function untrackedCounter(obj: BpfObject): PerCpuMap<number, number> {
+  return obj.perCpuMap(UNTRACKED_MAP, u32, u64);
 }
+
+/** How the table was read (BpfMap.readAll): batch lookup, or key iteration. */
+export type { ReadMethod };
 
 /** One flow's line of the table. */
 export interface FlowRow {
@@ -77,9 +64,9 @@ export interface FlowRow {
   packets: number;
   bytes: number;
   /** Packets per second over the last interval. */
-  pps: number;
+  packetsPerSec: number;
   /** Bytes per second over the last interval. */
-  bps: number;
+  bytesPerSec: number;
 }
 
 /** One reading of the table. */
@@ -93,6 +80,8 @@ export interface FlowSnapshot {
   /** Sums over every flow. */
   packets: number;
   bytes: number;
+  /** Packets the kernel could not track since load (the table was full), when known. */
+  untracked?: number;
 }
 
 /** A key identifying a flow across readings. */
@@ -105,7 +94,7 @@ export function flowId(k: ConnKey): string {
  * reading (by flowId), `elapsed` seconds before; rows sorted by bytes, then
  * packets, descending.
  */
-export function flowSnapshot(entries: ReadonlyArray<readonly [ConnKey, ConnStats]>, prev: ReadonlyMap<string, ConnStats>, elapsed: number, method: ReadMethod, time = new Date()): FlowSnapshot {
+export function flowSnapshot(entries: ReadonlyArray<readonly [ConnKey, ConnStats]>, prev: ReadonlyMap<string, ConnStats>, elapsed: number, method: ReadMethod, time = new Date(), untracked?: number): FlowSnapshot {
   let packets = 0;
   let bytes = 0;
   const rows: FlowRow[] = entries.map(([k, v]) => {
@@ -115,11 +104,11 @@ export function flowSnapshot(entries: ReadonlyArray<readonly [ConnKey, ConnStats
     return {
       src: formatIpv4(k.src_ip), dst: formatIpv4(k.dst_ip), proto: k.proto, protoName: protoName(k.proto),
       packets: v.packets, bytes: v.bytes,
-      pps: rate(p?.packets ?? 0, v.packets, elapsed), bps: rate(p?.bytes ?? 0, v.bytes, elapsed),
+      packetsPerSec: rate(p?.packets ?? 0, v.packets, elapsed), bytesPerSec: rate(p?.bytes ?? 0, v.bytes, elapsed),
     };
   });
   rows.sort((a, b) => b.bytes - a.bytes || b.packets - a.packets);
-  return { time, elapsed, method, rows, packets, bytes };
+  return { time, elapsed, method, rows, packets, bytes, ...(untracked === undefined ? {} : { untracked }) };
 }
 
 /** Reads conn_table on demand and keeps the previous reading to compute rates. */
@@ -128,15 +117,19 @@ export class ConnTracker {
   #last = performance.now();
   #method: ReadMethod = 'batch';
 
-  /** `map`: the conn_table map (connTable()). Rates of the first reading count from now. */
-  constructor(private readonly map: BpfMap<ConnKey, ConnStats>) {}
+  /**
+   * `map`: the conn_table map (connTable()); `untracked`: its counter of
+   * packets not tracked (untrackedCounter()), to show in every snapshot.
+   * Rates of the first reading count from now.
+   */
+  constructor(private readonly map: BpfMap<ConnKey, ConnStats>, private readonly untracked?: PerCpuMap<number, number>) {}
 
-  /** Reads the table (batch first; key iteration from then on if batch is unsupported). Throws a BpfError. */
+  /** Reads the table (batch first; key iteration from then on if batch is unsupported) and the untracked counter. Throws a BpfError. */
   snapshot(): FlowSnapshot {
-    const { method, entries } = readConnTable(this.map, this.#method);
+    const { method, entries } = this.map.readAll(this.#method);
     this.#method = method;
     const now = performance.now();
-    const snap = flowSnapshot(entries, this.#prev, (now - this.#last) / 1000, method);
+    const snap = flowSnapshot(entries, this.#prev, (now - this.#last) / 1000, method, new Date(), this.untracked?.sum(0));
     this.#prev = new Map(entries.map(([k, v]) => [flowId(k), v]));
     this.#last = now;
     return snap;
@@ -149,18 +142,24 @@ export function renderFlowTable(s: FlowSnapshot, top = Infinity): string[] {
   const lines = [`${s.time.toISOString().slice(11, 19)}  ${s.rows.length} flow${s.rows.length === 1 ? '' : 's'} (${s.method === 'batch' ? 'batch lookup' : 'key iteration'}), last ${s.elapsed.toFixed(1)} s${shown.length < s.rows.length ? `, top ${shown.length} by bytes` : ''}`];
   lines.push(`${'src'.padEnd(15)}  ${'dst'.padEnd(15)}  ${'proto'.padEnd(10)} ${'packets'.padStart(10)} ${'bytes'.padStart(12)} ${'pkt/s'.padStart(8)} ${'B/s'.padStart(8)}`);
   for (const r of shown) {
-    lines.push(`${r.src.padEnd(15)}  ${r.dst.padEnd(15)}  ${protoLabel(r.proto).padEnd(10)} ${String(r.packets).padStart(10)} ${String(r.bytes).padStart(12)} ${formatRate(r.pps).padStart(8)} ${formatRate(r.bps).padStart(8)}`);
+    lines.push(`${r.src.padEnd(15)}  ${r.dst.padEnd(15)}  ${protoLabel(r.proto).padEnd(10)} ${String(r.packets).padStart(10)} ${String(r.bytes).padStart(12)} ${formatRate(r.packetsPerSec).padStart(8)} ${formatRate(r.bytesPerSec).padStart(8)}`);
   }
   lines.push(`${'total'.padEnd(15)}  ${''.padEnd(15)}  ${''.padEnd(10)} ${String(s.packets).padStart(10)} ${String(s.bytes).padStart(12)}`);
+  if (s.untracked) lines.push(`untracked: ${s.untracked} packets of new flows found the table full (${s.rows.length} flow${s.rows.length === 1 ? '' : 's'}); they are not in the table`);
   lines.push('');
   return lines;
 }
 
-/** The snapshot as one JSON line: {time, elapsed, method, flows, packets, bytes, top: [FlowRow...]} with the `top` biggest flows. */
+/**
+ * The snapshot as one JSON line: {time, elapsed, method, flows, packets,
+ * bytes, untracked (when known), top: [FlowRow...]} with the `top` biggest
+ * flows (rates in packetsPerSec and bytesPerSec).
+ */
 export function flowJson(s: FlowSnapshot, top = Infinity): string {
   const round = (n: number) => Math.round(n * 1000) / 1000;
   return JSON.stringify({
     time: s.time.toISOString(), elapsed: round(s.elapsed), method: s.method, flows: s.rows.length, packets: s.packets, bytes: s.bytes,
-    top: s.rows.slice(0, top).map((r) => ({ ...r, pps: round(r.pps), bps: round(r.bps) })),
+    ...(s.untracked === undefined ? {} : { untracked: s.untracked }),
+    top: s.rows.slice(0, top).map((r) => ({ ...r, packetsPerSec: round(r.packetsPerSec), bytesPerSec: round(r.bytesPerSec) })),
   });
 }

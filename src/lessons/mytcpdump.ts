@@ -13,6 +13,8 @@ import { formatIpv4, parseIpv4, parseProto, protoName, struct, u32 } from '../co
 import type { BpfObject } from '../object.js';
 import type { PerCpuMap } from '../map.js';
 import { RingBufReader } from '../ringbuf/reader.js';
+import { MAX_RING_SIZE } from '../ringbuf/ring.js';
+import { pageSize } from '../ffi/sys.js';
 import type { CommonOptions, LessonContext } from '../cli/lesson.js';
 import type { SharedLayout } from './shared.js';
 
@@ -87,10 +89,10 @@ export const EVENT_SPAN = 8 + PacketEvent.size;
  * is still well above what XDP on one core hands the program.
  */
 export const FULL_RATE_PER_CPU = 20_000_000;
-/** The smallest ring the kernel accepts (a page on x86-64 and arm64 with 4 KiB pages). */
-export const MIN_RING_BYTES = 4096;
-/** The largest ring the reader maps. */
-export const MAX_RING_BYTES = 1 << 30;
+/** The smallest ring the kernel accepts: one page (4 KiB on x86-64; a power of two everywhere). */
+export const MIN_RING_BYTES = Math.max(4096, pageSize);
+/** The largest ring the reader maps (its limit, not a second copy of it). */
+export const MAX_RING_BYTES = MAX_RING_SIZE;
 
 /** The smallest power of two >= n (and >= MIN_RING_BYTES). Throws a RangeError above MAX_RING_BYTES. */
 export function ringBytes(n: number): number {

@@ -22,7 +22,7 @@
 import { mkdirSync, readdirSync, rmdirSync, rmSync, statSync, unlinkSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { formatIpv4, parseIpv4, struct, u32, u64, type Codec } from '../codec.js';
-import { BpfError } from '../errors.js';
+import { BpfError, Errno } from '../errors.js';
 import { BpfMap, PerCpuMap, mapInUse } from '../map.js';
 import type { BpfObject } from '../object.js';
 import { isBpffs } from '../bpffs.js';
@@ -50,6 +50,12 @@ export const sharedLayouts: SharedLayout[] = [
 export const MAPS = { services: 'service_map', reverse: 'reverse_map', hits: 'service_hits', stats: 'dnat_stats' } as const;
 /** The programs: XDP forward path and TC egress return path. */
 export const PROGRAMS = { forward: 'xdp_dnat', reply: 'tc_dnat_reply' } as const;
+/**
+ * The clsact handle and priority of the reply program's filter (with --tc
+ * clsact): a fixed slot, so that a filter a SIGKILLed loader left behind is
+ * found and removed by the next one (see attachTc's `slot`).
+ */
+export const REPLY_TC_SLOT = { handle: 0xd0a7, priority: 0xd0a7 } as const;
 /** max_entries of service_map (reverse_map has twice as many: room to change every backend at once). */
 export const MAX_SERVICES = 1024;
 
@@ -88,13 +94,27 @@ export interface ServiceEntry extends Service {
   bytes: number;
 }
 
+/**
+ * Parses a service's or backend's address: a dotted quad of one host.
+ * Refuses 0.0.0.0/8 ("this network"), multicast (224.0.0.0/4), the
+ * reserved 240.0.0.0/4 and the broadcast 255.255.255.255: no packet is sent
+ * to one host at those.
+ */
 function checkIp(what: string, ip: unknown): number {
   if (typeof ip !== 'string') throw new TypeError(`${what}: bad IPv4 address '${String(ip)}'`);
+  let n: number;
   try {
-    return parseIpv4(ip);
+    n = parseIpv4(ip);
   } catch {
     throw new TypeError(`${what}: bad IPv4 address '${ip}'`);
   }
+  const first = n >>> 24;
+  const kind = n === 0xffffffff ? 'the broadcast address'
+    : first === 0 ? 'in 0.0.0.0/8 ("this network")'
+      : first >= 224 && first < 240 ? 'a multicast address'
+        : first >= 240 ? 'in the reserved 240.0.0.0/4' : undefined;
+  if (kind) throw new RangeError(`${what}: ${ip} is ${kind}, not the address of one host`);
+  return n;
 }
 function checkPort(what: string, port: unknown): number {
   if (typeof port !== 'number' || !Number.isInteger(port) || port < 1 || port > 65535) {
@@ -161,17 +181,6 @@ export function formatService(s: Service): string {
   return `${formatServiceAddr(s)} → ${formatBackend(s.backend)}`;
 }
 
-/** Checks every field of a service; throws a TypeError or RangeError naming the bad one. */
-export function validateService(s: Service): Service {
-  checkIp('service', s.vip);
-  checkPort('service', s.port);
-  checkProto('service', s.proto);
-  if (!s.backend || typeof s.backend !== 'object') throw new TypeError('service: no backend');
-  checkIp('backend', s.backend.ip);
-  checkPort('backend', s.backend.port);
-  return { vip: s.vip, port: s.port, proto: s.proto.toLowerCase() as ServiceProto, backend: { ip: s.backend.ip, port: s.backend.port } };
-}
-
 function parsePortText(what: string, p: string): number {
   if (!/^\d+$/.test(p)) throw new RangeError(`${what}: port '${p}' is not a number`);
   return checkPort(what, Number(p));
@@ -228,18 +237,28 @@ export function listPinDirs(root = PIN_ROOT): string[] {
 /**
  * Finds the pin directory of the running loader: `pinDir` if given, else
  * the default one of `iface` in this network namespace, else the only one
- * under PIN_ROOT. Throws a BpfError (ENOENT: no loader; EEXIST: several,
- * pick one) with a one-line hint.
+ * under PIN_ROOT. Throws a BpfError (ENOENT: no loader, saying where the
+ * pins of `iface` in other namespaces are, or that a loader's pins may live
+ * in another bpffs; EEXIST: several, pick one) with a one-line hint.
  */
 export function findPinDir(opts: { pinDir?: string; iface?: string } = {}): string {
   if (opts.pinDir) return opts.pinDir;
-  if (opts.iface) return defaultPinDir(opts.iface);
+  if (opts.iface) {
+    const dir = defaultPinDir(opts.iface);
+    if (existsSync(join(dir, MAPS.services))) return dir;
+    const others = listPinDirs().filter((d) => d.slice(PIN_ROOT.length + 1).startsWith(`${opts.iface}-`));
+    const where = `no xdp_dnat loader on ${opts.iface} in this network namespace (nothing pinned at ${dir})`;
+    if (others.length) {
+      throw new BpfError('find xdp_dnat loader', Errno.ENOENT, `${where}; loaders on ${opts.iface} of other network namespaces pinned ${others.join(', ')}: pass one with --pin-dir, or run this in the loader's namespace (nsenter --net=/run/netns/NS)`);
+    }
+    throw new BpfError('find xdp_dnat loader', Errno.ENOENT, `${where}; pins are per bpffs and per namespace: a loader in another network namespace pins at ${PIN_ROOT}/${opts.iface}-<its netns inode>, one started with ip netns exec into a private bpffs invisible from here (ls ${PIN_ROOT} shows what is pinned)`);
+  }
   const dirs = listPinDirs();
   if (dirs.length === 1) return dirs[0];
   if (dirs.length === 0) {
-    throw new BpfError('find xdp_dnat loader', 2, `no xdp_dnat loader is running (nothing pinned under ${PIN_ROOT}; a loader started with ip netns exec pins into a private bpffs: start it with nsenter --net=/run/netns/NS, or pass --pin-dir)`);
+    throw new BpfError('find xdp_dnat loader', Errno.ENOENT, `no xdp_dnat loader is running (nothing pinned under ${PIN_ROOT}; a loader started with ip netns exec pins into a private bpffs: start it with nsenter --net=/run/netns/NS, or pass --pin-dir)`);
   }
-  throw new BpfError('find xdp_dnat loader', 17, `several xdp_dnat loaders are running (${dirs.join(', ')}): pick one with --pin-dir or --iface`);
+  throw new BpfError('find xdp_dnat loader', Errno.EEXIST, `several xdp_dnat loaders are running (${dirs.join(', ')}): pick one with --pin-dir or --iface`);
 }
 
 /** Per-reason counters, summed over CPUs. */
@@ -313,13 +332,13 @@ export class ServiceTable {
    */
   static openPinned(dir: string): ServiceTable {
     const path = join(dir, MAPS.services);
-    if (!existsSync(path)) throw new BpfError(`open services at ${dir}`, 2, `no xdp_dnat loader is running (nothing pinned at ${dir})`);
+    if (!existsSync(path)) throw new BpfError(`open services at ${dir}`, Errno.ENOENT, `no xdp_dnat loader is running (nothing pinned at ${dir})`);
     const opened: Array<{ close(): void }> = [];
     try {
       const services = BpfMap.openPinned(path, serviceKeyStruct, backendStruct);
       opened.push(services);
       if (!mapInUse(services.info().id)) {
-        throw new BpfError(`open services at ${dir}`, 3, `the xdp_dnat loader that pinned ${dir} is gone (no program uses its maps); start it again`);
+        throw new BpfError(`open services at ${dir}`, Errno.ESRCH, `the xdp_dnat loader that pinned ${dir} is gone (no program uses its maps); start it again`);
       }
       const reverse = BpfMap.openPinned(join(dir, MAPS.reverse), backendKeyStruct, serviceKeyStruct);
       opened.push(reverse);
@@ -346,13 +365,13 @@ export class ServiceTable {
         const old = BpfMap.openPinned(join(dir, MAPS.services), serviceKeyStruct, backendStruct);
         try { alive = mapInUse(old.info().id); } finally { old.close(); }
       } catch { /* not a map: replaced below */ }
-      if (alive) throw new BpfError(what, 16, `another xdp_dnat loader is using ${dir} (use --pin-dir to pick another directory)`);
+      if (alive) throw new BpfError(what, Errno.EBUSY, `another xdp_dnat loader is using ${dir} (use --pin-dir to pick another directory)`);
       for (const name of Object.values(MAPS)) { try { unlinkSync(join(dir, name)); } catch { /* not there */ } }
     }
     const made = mkdirSync(dir, { recursive: true });
     if (!isBpffs(dir)) {
       if (made) { try { rmSync(made, { recursive: true }); } catch { /* leave it */ } }
-      throw new BpfError(what, 1, `${dir} is not on a bpffs`);
+      throw new BpfError(what, Errno.EPERM, `${dir} is not on a bpffs`);
     }
     const pinned: string[] = [];
     try {
@@ -394,12 +413,7 @@ export class ServiceTable {
   }
 
   private readAll(): Array<[RawKey, RawBackend]> {
-    try {
-      return this.services.lookupBatch();
-    } catch (e) {
-      if (!(e instanceof BpfError) || ![22, 38, 95, 524].includes(e.errno)) throw e;
-      return [...this.services.entries()];
-    }
+    return this.services.readAll().entries;
   }
 
   private rawHits(k: RawKey): Counter {
@@ -445,29 +459,21 @@ export class ServiceTable {
    * undoes everything if the kernel refuses (BpfError E2BIG: map full).
    */
   write(list: Service[], mode: WriteMode = 'set'): void {
-    const svcs = list.map(parseOne);
-    if (svcs.length === 0) return;
     const verb = mode === 'change' ? 'change' : 'add';
-    const op = svcs.length === 1 ? `${verb} service ${keyId(svcs[0].s)}` : `${verb} ${svcs.length} services`;
-    const byId = new Map<string, Parsed>();
-    const byBid = new Map<string, Parsed>();
-    for (const p of svcs) {
-      if (byId.has(p.id)) throw new BpfError(op, 22, `service ${keyId(p.s)} is listed twice`);
-      byId.set(p.id, p);
-      const other = byBid.get(p.bid);
-      if (other) throw new BpfError(op, 17, `backend ${backendId(p.s.backend, p.s.proto)} is listed for both ${keyId(other.s)} and ${keyId(p.s)} (a backend serves one service)`);
-      byBid.set(p.bid, p);
-    }
-    // The current state of what this write touches.
+    const { svcs, byId, byBid, op } = checkList(list, verb);
+    if (svcs.length === 0) return;
+    // The current state: what this write touches, and every VIP and backend address (no backend may be a VIP).
     const batch = svcs.length > 1;
+    const all = this.readAll();
     const current = new Map<string, RawBackend>();
-    if (batch) for (const [k, b] of this.readAll()) current.set(rawId(k), b);
+    for (const [k, b] of all) current.set(rawId(k), b);
     const currentOf = (k: RawKey) => (batch ? current.get(rawId(k)) : this.services.get(k));
+    checkVipsAndBackends(op, [...all.filter(([k]) => !byId.has(rawId(k))), ...svcs.map((p) => [p.key, p.backend] as [RawKey, RawBackend])]);
     const olds = svcs.map((p) => currentOf(p.key));
     svcs.forEach((p, i) => {
       const old = olds[i];
-      if (mode === 'add' && old) throw new BpfError(op, 17, `service ${keyId(p.s)} exists (→ ${formatBackend(friendlyBackend(old))}); use change`);
-      if (mode === 'change' && !old) throw new BpfError(op, 2, `no service ${keyId(p.s)}; use add`);
+      if (mode === 'add' && old) throw new BpfError(op, Errno.EEXIST, `service ${keyId(p.s)} exists (→ ${formatBackend(friendlyBackend(old))}); use change`);
+      if (mode === 'change' && !old) throw new BpfError(op, Errno.ENOENT, `no service ${keyId(p.s)}; use add`);
     });
     // A backend serves one service: who owns each backend now?
     const revOld = svcs.map((p) => this.reverse.get(p.rkey));
@@ -477,7 +483,7 @@ export class ServiceTable {
       // Does the owner still map to this backend after this write? (It may move away in this same write, or be a stale entry.)
       const ownerNext = byId.get(rawId(owner))?.backend ?? currentOf(owner);
       if (sameRaw(ownerNext, p.backend)) {
-        throw new BpfError(op, 17, `backend ${backendId(p.s.backend, p.s.proto)} already serves ${keyId(friendlyKey(owner))} (a backend serves one service)`);
+        throw new BpfError(op, Errno.EEXIST, `backend ${backendId(p.s.backend, p.s.proto)} already serves ${keyId(friendlyKey(owner))} (a backend serves one service)`);
       }
     });
     // Write: reverse first, then forward; undo on failure.
@@ -526,7 +532,7 @@ export class ServiceTable {
     keys.forEach((k, i) => {
       if (!backends[i]) {
         const id = keyId(friendlyKey(k));
-        throw new BpfError(`remove service ${id}`, 2, `no service ${id}`);
+        throw new BpfError(`remove service ${id}`, Errno.ENOENT, `no service ${id}`);
       }
     });
     keys.forEach((k, i) => {
@@ -557,6 +563,46 @@ export class ServiceTable {
   }
 }
 
+/** Parses and checks a list of services against itself (see validateServices); `verb` names the operation in errors. */
+function checkList(list: Service[], verb: string): { svcs: Parsed[]; byId: Map<string, Parsed>; byBid: Map<string, Parsed>; op: string } {
+  const svcs = list.map(parseOne);
+  const op = svcs.length === 1 ? `${verb} service ${keyId(svcs[0].s)}` : `${verb} ${svcs.length} services`;
+  const byId = new Map<string, Parsed>();
+  const byBid = new Map<string, Parsed>();
+  for (const p of svcs) {
+    if (byId.has(p.id)) throw new BpfError(op, Errno.EINVAL, `service ${keyId(p.s)} is listed twice`);
+    byId.set(p.id, p);
+    const other = byBid.get(p.bid);
+    if (other) throw new BpfError(op, Errno.EEXIST, `backend ${backendId(p.s.backend, p.s.proto)} is listed for both ${keyId(other.s)} and ${keyId(p.s)} (a backend serves one service)`);
+    byBid.set(p.bid, p);
+  }
+  checkVipsAndBackends(op, svcs.map((p) => [p.key, p.backend]));
+  return { svcs, byId, byBid, op };
+}
+
+/** Refuses a backend whose address is a VIP of a service in `entries` (packets for it would be load balanced again). */
+function checkVipsAndBackends(op: string, entries: Array<[RawKey, RawBackend]>): void {
+  const vips = new Map<number, RawKey>();
+  for (const [k] of entries) if (!vips.has(k.vip)) vips.set(k.vip, k);
+  for (const [k, b] of entries) {
+    const owner = vips.get(b.ip);
+    if (owner) {
+      throw new BpfError(op, Errno.EINVAL, `backend ${formatIpv4(b.ip)} of ${keyId(friendlyKey(k))} is a service address (VIP of ${keyId(friendlyKey(owner))}); a backend must be a real host`);
+    }
+  }
+}
+
+/**
+ * Checks a list of services without touching any map: every address
+ * (one host's: not 0.0.0.0/8, multicast, reserved or broadcast), port and
+ * protocol (TypeError/RangeError naming the bad one), no service twice, no
+ * backend for two services, no backend that is a VIP (BpfError EINVAL or
+ * EEXIST). What a loader runs on its --service list before loading anything.
+ */
+export function validateServices(list: Service[]): void {
+  checkList(list, 'check');
+}
+
 function restore<K, V>(m: BpfMap<K, V>, k: K, old: V | undefined): void {
   try {
     if (old === undefined) m.delete(k);
@@ -565,8 +611,8 @@ function restore<K, V>(m: BpfMap<K, V>, k: K, old: V | undefined): void {
 }
 
 function fullError(op: string, e: unknown, map: string): unknown {
-  if (!(e instanceof BpfError) || e.errno !== 7) return e;
-  return new BpfError(op, 7, map === MAPS.services ? `${map} is full (${MAX_SERVICES} services)` : `${map} is full (${2 * MAX_SERVICES} entries)`);
+  if (!(e instanceof BpfError) || e.errno !== Errno.E2BIG) return e;
+  return new BpfError(op, Errno.E2BIG, map === MAPS.services ? `${map} is full (${MAX_SERVICES} services)` : `${map} is full (${2 * MAX_SERVICES} entries)`);
 }
 
 /** One reading of the table, for display. */
@@ -574,7 +620,7 @@ export interface HitSnapshot {
   time: Date;
   /** Seconds since the previous reading. */
   elapsed: number;
-  services: Array<ServiceEntry & { pps: number }>;
+  services: Array<ServiceEntry & { packetsPerSec: number }>;
   stats: DnatStats;
 }
 
@@ -591,7 +637,7 @@ export class HitMonitor {
     const elapsed = (now - this.#last) / 1000;
     this.#last = now;
     const entries = this.table.list();
-    const services = entries.map((e) => ({ ...e, pps: rate(this.#prev.get(keyId(e)) ?? 0, e.packets, elapsed) }));
+    const services = entries.map((e) => ({ ...e, packetsPerSec: rate(this.#prev.get(keyId(e)) ?? 0, e.packets, elapsed) }));
     this.#prev = new Map(entries.map((e) => [keyId(e), e.packets]));
     return { time: new Date(), elapsed, services, stats: this.table.stats() };
   }
@@ -603,7 +649,7 @@ export function renderHitTable(s: HitSnapshot): string[] {
   const w = Math.max(24, ...s.services.map((e) => formatServiceAddr(e).length));
   lines.push(`${'service'.padEnd(w)}    ${'backend'.padEnd(21)} ${'packets'.padStart(10)} ${'bytes'.padStart(12)} ${'pkt/s'.padStart(8)}`);
   for (const e of s.services) {
-    lines.push(`${formatServiceAddr(e).padEnd(w)} →  ${formatBackend(e.backend).padEnd(21)} ${String(e.packets).padStart(10)} ${String(e.bytes).padStart(12)} ${formatRate(e.pps).padStart(8)}`);
+    lines.push(`${formatServiceAddr(e).padEnd(w)} →  ${formatBackend(e.backend).padEnd(21)} ${String(e.packets).padStart(10)} ${String(e.bytes).padStart(12)} ${formatRate(e.packetsPerSec).padStart(8)}`);
   }
   const reasons = DNAT_REASONS.filter((r) => s.stats[r] > 0).map((r) => `${r} ${s.stats[r]}`);
   lines.push(`packets: ${reasons.length ? reasons.join(', ') : 'none yet'}`);
@@ -615,7 +661,7 @@ export function renderHitTable(s: HitSnapshot): string[] {
 export function hitJson(s: HitSnapshot): string {
   return JSON.stringify({
     time: s.time.toISOString(), elapsed: Math.round(s.elapsed * 1000) / 1000,
-    services: s.services.map((e) => ({ service: formatServiceAddr(e), backend: formatBackend(e.backend), packets: e.packets, bytes: e.bytes, pps: Math.round(e.pps * 1000) / 1000 })),
+    services: s.services.map((e) => ({ service: formatServiceAddr(e), backend: formatBackend(e.backend), packets: e.packets, bytes: e.bytes, packetsPerSec: Math.round(e.packetsPerSec * 1000) / 1000 })),
     stats: s.stats,
   });
 }

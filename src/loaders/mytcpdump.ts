@@ -4,7 +4,7 @@
  * in the kernel, and print one line per packet (or NDJSON with --json).
  * At exit: events seen, events lost (ring full), and the rate.
  *
- *   sudo tsx src/loaders/mytcpdump.ts veth0 [--proto tcp] [--host 10.0.0.1] [--port 80] [--count 10] [--json]
+ *   sudo npx tsx src/loaders/mytcpdump.ts veth0 [--proto tcp] [--host 10.0.0.1] [--port 80] [--count 10] [--json]
  */
 import { performance } from 'node:perf_hooks';
 import { runLesson } from '../cli/lesson.js';

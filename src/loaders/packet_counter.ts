@@ -3,7 +3,7 @@
  * protocol in a hash map, and print the table (packets and rate per second)
  * every interval.
  *
- *   sudo tsx src/loaders/packet_counter.ts veth0 [--interval 2] [--json]
+ *   sudo npx tsx src/loaders/packet_counter.ts veth0 [--interval 2] [--json]
  */
 import { parseSeconds, pollEvery, runLesson } from '../cli/lesson.js';
 import { ProtoCounter, protoCountMap, protoJson, renderProtoTable } from '../lessons/packet_counter.js';

@@ -6,8 +6,8 @@
  * scripts/services.ts can add, change, remove and list services while it
  * runs; prints the hits per service every interval.
  *
- *   sudo tsx src/loaders/xdp_dnat.ts eth0
- *   sudo tsx src/loaders/xdp_dnat.ts eth0 --service 10.96.0.10:80/tcp=10.244.1.5:8080 --service 10.96.0.11:53/udp=10.244.1.6:5353
+ *   sudo npx tsx src/loaders/xdp_dnat.ts eth0
+ *   sudo npx tsx src/loaders/xdp_dnat.ts eth0 --service 10.96.0.10:80/tcp=10.244.1.5:8080 --service 10.96.0.11:53/udp=10.244.1.6:5353
  *
  * In a network namespace, run it with `nsenter --net=/run/netns/NS`, not
  * `ip netns exec NS`: the latter gives the process a private /sys (and
@@ -16,11 +16,12 @@
 import { InvalidArgumentError, Option } from 'commander';
 import { parseSeconds, pollEvery, runLesson } from '../cli/lesson.js';
 import {
-  DEFAULT_SERVICE, HitMonitor, PROGRAMS, ServiceTable, defaultPinDir, formatService, hitJson, parseService, renderHitTable,
-  type Service,
+  DEFAULT_SERVICE, HitMonitor, PROGRAMS, REPLY_TC_SLOT, ServiceTable, defaultPinDir, formatService, hitJson, parseService, renderHitTable,
+  validateServices, type Service,
 } from '../lessons/xdp_dnat.js';
 import { TC_MODES, type TcMode } from '../tc.js';
 import { ensureBpffs } from '../bpffs.js';
+import { tsxCommand } from '../cli/hint.js';
 
 interface Opts {
   service: Service[];
@@ -46,12 +47,17 @@ await runLesson<Opts>({
     .option('--pin-dir <dir>', 'pin the maps here (on bpffs) for scripts/services.ts (default: /sys/fs/bpf/libbpf-ts/xdp_dnat/<iface>-<netns>)')
     .option('--interval <seconds>', 'seconds between hit tables', parseSeconds, 2)
     .addOption(new Option('--tc <mode>', 'how to attach the TC egress program').choices(TC_MODES as string[]).default('auto')),
+  // The whole --service list is checked (conflicts, a backend that is a VIP) before anything is loaded or attached.
+  configure: (_obj, opts) => validateServices(opts.service ?? [DEFAULT_SERVICE]),
   async attach(ctx) {
     const { obj, iface, opts, log } = ctx;
     const xdp = ctx.own(obj.program(PROGRAMS.forward).attachXdp(iface.index, { mode: opts.mode, force: opts.force }));
     log(`attached ${xdp.description}`);
-    const tc = ctx.own(obj.program(PROGRAMS.reply).attachTc(iface.index, 'egress', { mode: opts.tc }));
+    const tc = ctx.own(obj.program(PROGRAMS.reply).attachTc(iface.index, 'egress', { mode: opts.tc, slot: REPLY_TC_SLOT }));
     log(`attached ${tc.description}`);
+    log(tc.description.includes('(tcx link')
+      ? `  (a TCX link: bpftool link show lists it; tc filter show and Debian 12's bpftool net show do not)`
+      : `  (a clsact filter: tc filter show dev ${iface.name} egress)`);
     const table = ServiceTable.fromObject(obj);
     const services = opts.service ?? [DEFAULT_SERVICE];
     table.write(services, 'set');
@@ -60,7 +66,7 @@ await runLesson<Opts>({
     const dir = opts.pinDir ?? defaultPinDir(iface.name);
     table.pin(dir);
     ctx.defer(() => table.unpin());
-    log(`pinned maps at ${dir} (tsx scripts/services.ts --pin-dir ${dir} list)`);
+    log(`pinned maps at ${dir} (list services: ${tsxCommand('scripts/services.ts', ['--pin-dir', dir, 'list'])})`);
     log('Ctrl-C to stop');
   },
   async run(ctx) {

@@ -53,14 +53,15 @@ export type RawRecordHandler = (data: Buffer, offset: number, length: number, vi
 /** Typed views over a mapped ring's data. */
 export function ringViews(data: Buffer): RingViews {
   const { buffer, byteOffset, length } = data;
+  // Element counts by division, not `>>`: a 1 GiB ring's double mapping is 2^31 bytes, negative as an int32.
   return {
     bytes: data,
-    u16: new Uint16Array(buffer, byteOffset, length >> 1),
-    u32: new Uint32Array(buffer, byteOffset, length >> 2),
-    i32: new Int32Array(buffer, byteOffset, length >> 2),
-    u64: new BigUint64Array(buffer, byteOffset, length >> 3),
-    i64: new BigInt64Array(buffer, byteOffset, length >> 3),
-    f64: new Float64Array(buffer, byteOffset, length >> 3),
+    u16: new Uint16Array(buffer, byteOffset, Math.floor(length / 2)),
+    u32: new Uint32Array(buffer, byteOffset, Math.floor(length / 4)),
+    i32: new Int32Array(buffer, byteOffset, Math.floor(length / 4)),
+    u64: new BigUint64Array(buffer, byteOffset, Math.floor(length / 8)),
+    i64: new BigInt64Array(buffer, byteOffset, Math.floor(length / 8)),
+    f64: new Float64Array(buffer, byteOffset, Math.floor(length / 8)),
     dataView: new DataView(buffer, byteOffset, length),
   };
 }

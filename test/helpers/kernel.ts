@@ -2,6 +2,7 @@
  * Gating of kernel tests: they need root. Under CI=true they must run, so a
  * missing privilege fails the suite instead of skipping it.
  */
+import { spawn } from 'node:child_process';
 import { mkdirSync, rmdirSync, statSync } from 'node:fs';
 import { release } from 'node:os';
 import { isRoot } from '../../src/ffi/sys.js';
@@ -65,4 +66,19 @@ export async function withTraceLock<T>(fn: () => Promise<T>): Promise<T> {
   } finally {
     try { rmdirSync(LOCK); } catch { /* gone */ }
   }
+}
+
+/**
+ * Starts a process that holds `path` open for reading without reading it
+ * (as a second trace_pipe reader would); resolves once it has it open.
+ * release() kills it and resolves when it is gone.
+ */
+export async function holdOpen(path: string): Promise<{ pid: number; release(): Promise<void> }> {
+  const child = spawn('sh', ['-c', `exec 3<"${path}"; echo ready; exec sleep 60`], { stdio: ['ignore', 'pipe', 'ignore'] });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  await new Promise<void>((resolve, reject) => {
+    child.stdout!.once('data', () => resolve());
+    child.once('exit', (code) => reject(new Error(`could not open ${path} (exit ${code})`)));
+  });
+  return { pid: child.pid!, release: async () => { child.kill('SIGKILL'); await exited; } };
 }

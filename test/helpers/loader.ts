@@ -207,13 +207,18 @@ export function programLoaded(id: number): boolean {
   return loadedPrograms().some((p) => p.id === id);
 }
 
-/** Runs `tsx scripts/services.ts ...args` to completion; resolves with its exit code and output. */
-export function runServices(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+/**
+ * Runs `tsx scripts/services.ts ...args` to completion; resolves with its
+ * exit code and output. `closedStdout`: its stdout is a pipe whose reader has
+ * gone before it writes (as `| head -1` once head has its line).
+ */
+export function runServices(args: string[], opts: { closedStdout?: boolean } = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     const c = spawn(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'scripts', 'services.ts'), ...args], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
-    c.stdout.on('data', (d) => { stdout += String(d); });
+    if (opts.closedStdout) c.stdout.destroy();
+    else c.stdout.on('data', (d) => { stdout += String(d); });
     c.stderr.on('data', (d) => { stderr += String(d); });
     c.on('close', (code) => resolve({ code, stdout, stderr }));
   });

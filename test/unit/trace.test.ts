@@ -1,9 +1,15 @@
 /**
  * parseTraceLine: the trace_pipe lines bpf_printk produces, as this kernel
- * and older ones format them, and the lines that are not bpf_printk output.
+ * and older ones format them, and the lines that are not bpf_printk output;
+ * a read error ends the iteration (not the process); fileHolders.
  */
 import { describe, expect, it } from 'vitest';
-import { parseTraceLine } from '../../src/trace.js';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileHolders, openTracePipe, parseTraceLine, type TraceLine } from '../../src/trace.js';
+import { BpfError } from '../../src/errors.js';
 
 describe('parseTraceLine', () => {
   it('parses a bpf_printk line from a packet handled in softirq', () => {
@@ -40,5 +46,47 @@ describe('parseTraceLine', () => {
     ]) {
       expect(parseTraceLine(raw), raw).toBeUndefined();
     }
+  });
+});
+
+describe('openTracePipe on a file that cannot be read', () => {
+  it('ends the iteration with the read error instead of throwing from its timer', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'lbts-trace-'));
+    try {
+      // A directory opens, and every read of it fails with EISDIR.
+      const pipe = openTracePipe(() => true, { path: dir });
+      const seen: TraceLine[] = [];
+      let caught: unknown;
+      try {
+        for await (const l of pipe) seen.push(l);
+      } catch (e) {
+        caught = e;
+      }
+      expect(seen).toEqual([]);
+      expect(caught).toBeInstanceOf(BpfError);
+      expect((caught as BpfError).code).toBe('EISDIR');
+      expect((caught as BpfError).message).toBe(`read ${dir}: Is a directory (EISDIR)`);
+      pipe.close(); // safe after the error
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('fileHolders', () => {
+  it('names the process that has a file open, and nobody once it is gone', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'lbts-hold-'));
+    const file = join(dir, 'held');
+    writeFileSync(file, '');
+    const child = spawn('sh', ['-c', `exec 3<"${file}"; echo ready; exec sleep 30`], { stdio: ['ignore', 'pipe', 'ignore'] });
+    try {
+      await new Promise<void>((resolve) => child.stdout.once('data', () => resolve()));
+      expect(fileHolders(file)).toEqual([{ pid: child.pid, comm: 'sleep' }]);
+    } finally {
+      child.kill('SIGKILL');
+      await new Promise((r) => child.once('exit', r));
+      rmSync(dir, { recursive: true, force: true });
+    }
+    expect(fileHolders(file)).toEqual([]);
   });
 });
