@@ -11,6 +11,7 @@
  */
 import { Argument } from 'commander';
 import { newCommand, runCommand, type CommandContext } from '../src/cli/command.js';
+import { tsxCommand } from '../src/cli/hint.js';
 import {
   DEFAULT_PREFIX, cleanup, cleanupStale, dnatLab, labPrefix, listLabs, pairLab,
 } from '../src/lab/index.js';
@@ -41,7 +42,7 @@ program.command('up').description('build a lab (removing leftovers of the same t
         out.line(`  backend  ${l.backend}  ${l.backendIf} ${l.backendIp}/24  default via ${l.lbBackendIp}`);
         out.line(`  try:  sudo ip netns exec ${l.client} ping -c 3 ${l.backendIp}`);
       }
-      out.line(`  down: sudo npx tsx scripts/lab.ts${prefix === DEFAULT_PREFIX ? '' : ` --prefix ${prefix}`} down ${tag}`);
+      out.line(`  down: ${tsxCommand('scripts/lab.ts', [...(prefix === DEFAULT_PREFIX ? [] : ['--prefix', prefix]), 'down', tag])}`);
     };
   });
 

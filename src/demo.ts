@@ -19,6 +19,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { ensureObject, objectPath, REPO_ROOT } from './cli/build.js';
 import { exitStatusFor, newCommand, runCommand, type CommandContext } from './cli/command.js';
+import { tsxCommand } from './cli/hint.js';
 import { isRoot } from './ffi/sys.js';
 import {
   DEFAULT_SERVICE, DNAT_REASONS, PIN_ROOT, ServiceTable, formatService, type Service,
@@ -49,7 +50,7 @@ function spawnLoader(lab: DnatLab): { child: ChildProcess; shown: string } {
     process.execPath, '--import', 'tsx', join(REPO_ROOT, 'src', 'loaders', 'xdp_dnat.ts'),
     lab.lbClientIf, '--pin-dir', DEMO_PIN_DIR, '--interval', '3600'];
   const child = spawn(cmd[0], cmd.slice(1), { cwd: REPO_ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
-  return { child, shown: `nsenter --net=/run/netns/${lab.lb} tsx src/loaders/xdp_dnat.ts ${cmd.slice(9).join(' ')}` };
+  return { child, shown: `ip netns exec ${lab.lb} ${tsxCommand('src/loaders/xdp_dnat.ts', cmd.slice(9))}` };
 }
 
 async function demo(ctx: CommandContext): Promise<number> {
@@ -113,7 +114,7 @@ async function demo(ctx: CommandContext): Promise<number> {
     const tbl = table = ServiceTable.openPinned(DEMO_PIN_DIR);
     tbl.add(DEMO_UDP_SERVICE);
     say(`  added ${formatService(DEMO_UDP_SERVICE)}`);
-    say(`  (by hand: sudo npx tsx scripts/services.ts --pin-dir ${DEMO_PIN_DIR} add 10.96.0.11:53/udp=10.244.1.5:5353)`);
+    say(`  (by hand: ${tsxCommand('scripts/services.ts', ['--pin-dir', DEMO_PIN_DIR, 'add', formatService(DEMO_UDP_SERVICE).replace(/ → /, '=')])})`);
 
     step(6, `from the client: TCP to ${DEFAULT_SERVICE.vip}:${DEFAULT_SERVICE.port}, UDP to ${DEMO_UDP_SERVICE.vip}:${DEMO_UDP_SERVICE.port}`);
     const t = await unlessAborted(tcpExchange(L.client, DEFAULT_SERVICE.vip, DEFAULT_SERVICE.port, 256 * 1024, 3, signal), signal);
