@@ -7,6 +7,7 @@
 import { join } from 'node:path';
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { REPO_ROOT } from '../src/cli/build.js';
+import { tsxCommand } from '../src/cli/hint.js';
 import {
   checkTag, cleanupStale, dnatLab, listenUdp, pairLab, ping, run, runNs, sendTcpConnect, sendUdp,
   type DnatLab, type PairLab,
@@ -150,7 +151,7 @@ describe.skipIf(!kernelTests())('lab on a real kernel', () => {
     it('lab.ts --prefix builds, lists and removes labs under that prefix only', async () => {
       const up = await lab('--prefix', 'lbtq-', 'up', 'dnat', 'labx');
       expect(up.stdout).toContain('  client   lbtq-labx-client  eth0 10.0.1.2/24');
-      expect(up.stdout).toContain('  down: sudo npx tsx scripts/lab.ts --prefix lbtq- down labx\n');
+      expect(up.stdout).toContain(`  down: ${tsxCommand('scripts/lab.ts', ['--prefix', 'lbtq-', 'down', 'labx'], { cwd: REPO_ROOT })}\n`);
       expect(await nss()).toEqual(['lbtq-labx-backend', 'lbtq-labx-client', 'lbtq-labx-lb']);
       expect((await lab('--prefix', 'lbtq-', 'list')).stdout).toBe('dnat labx: lbtq-labx-backend lbtq-labx-client lbtq-labx-lb\n');
       expect((await lab('list')).stdout).not.toContain('labx');
