@@ -448,6 +448,22 @@ export class PerCpuMap<K, V> extends MapBase<K, V> {
 export type { MapSource };
 
 /**
+ * The id of the map pinned at `path`, or undefined when nothing (or not a
+ * map) is pinned there. Throws nothing.
+ */
+export function pinnedMapId(path: string): number | undefined {
+  const fd = bpf.obj_get(path);
+  if (fd < 0) return undefined;
+  try {
+    return mapInfoByFd(fd, path).id;
+  } catch {
+    return undefined;
+  } finally {
+    closeFd(fd);
+  }
+}
+
+/**
  * True when some loaded program uses the map with this id (so whoever
  * loaded it is alive; a pinned map nobody uses is left over). Throws nothing:
  * programs that vanish while it looks are skipped.

@@ -210,6 +210,7 @@ export async function runLesson<O, R = void>(spec: LessonSpec<O, R>, argv: strin
     await out.flush();
     if (ctx && ran && spec.summary && status === 0) {
       try { spec.summary(ctx, ran.result); } catch (e) { log(formatError(e)); }
+      await out.flush(); // what the summary wrote to ctx.out
     }
     if (obj) cleanUp(() => obj!.close());
     if (attachments > 0) log('detached');
