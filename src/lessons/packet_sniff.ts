@@ -77,25 +77,25 @@ export function flagNames(flags: number): FlagName[] {
  * made and again on refresh() (after an NTP step or a suspend it changes).
  */
 export class WallClock {
-  #offsetNs = 0;
+  #offsetMs = 0;
 
-  /** `now` and `mono` (both in ns) are for tests; by default the system clocks. */
-  constructor(private readonly now: () => number = () => Date.now() * 1e6, private readonly mono: () => bigint = () => process.hrtime.bigint()) {
+  /** `nowMs` (ms since the epoch) and `monoNs` (CLOCK_MONOTONIC ns) are for tests; by default the system clocks. */
+  constructor(private readonly nowMs: () => number = Date.now, private readonly monoNs: () => bigint = () => process.hrtime.bigint()) {
     this.refresh();
   }
 
   /** Rereads the offset between the wall clock and CLOCK_MONOTONIC. */
   refresh(): void {
-    // Date.now() has millisecond steps: take the reading in the middle of two monotonic ones.
-    const a = this.mono();
-    const wall = this.now();
-    const b = this.mono();
-    this.#offsetNs = wall - Number((a + b) / 2n);
+    // Date.now() has millisecond steps: take it between two monotonic readings, against their middle.
+    const a = this.monoNs();
+    const wall = this.nowMs();
+    const b = this.monoNs();
+    this.#offsetMs = wall - Number((a + b) / 2n) / 1e6;
   }
 
   /** Wall-clock milliseconds since the epoch of a CLOCK_MONOTONIC timestamp in ns. */
   toEpochMs(monotonicNs: number): number {
-    return (monotonicNs + this.#offsetNs) / 1e6;
+    return monotonicNs / 1e6 + this.#offsetMs;
   }
 
   /** A Date of a CLOCK_MONOTONIC timestamp in ns. */
