@@ -222,6 +222,27 @@ describe.skipIf(!kernelTests())('packet_sniff on a real kernel', () => {
     }
   });
 
+  it('a full ring: the events that find no room are counted in ring_full, none silently lost', () => {
+    const small = BpfObject.open(ensureObject('packet_sniff'));
+    try {
+      small.setMaxEntries('packet_ringbuf', 4096);
+      small.load();
+      const m = statsMap(small);
+      const r = openSniffRing(small, m);
+      try {
+        small.program('packet_sniff').testRun({ data: buildFrame(base), repeat: 200 });
+        // 4096 bytes hold 102 records of 8 (header) + 32 bytes; the other 98 found the ring full.
+        expect(readStats(m)).toEqual(stats({ total: 200, tcp: 200, ring_full: 98 }));
+        expect(r.read(() => {})).toBe(102);
+        expect(r.lost).toBe(98);
+      } finally {
+        r.close();
+      }
+    } finally {
+      small.close();
+    }
+  });
+
   it('real traffic from the peer: statistics equal the packets sent, times within a second of the wall clock', async () => {
     link = obj.program('packet_sniff').attachXdp(lab.hostIf, { mode: 'skb' });
     try {
