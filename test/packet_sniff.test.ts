@@ -7,12 +7,15 @@
  * peer namespace of a lab veth give exact statistics and wall-clock times;
  * the loader's output, and a SIGKILLed loader leaves nothing attached.
  */
+import { spawnSync } from 'node:child_process';
 import { connect } from 'node:net';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BpfObject, parseIpv4, queryXdp, XdpAction, type Attachment, type PerCpuMap, type RingBufReader } from '../src/index.js';
-import { ensureObject } from '../src/cli/build.js';
+import { ensureObject, REPO_ROOT } from '../src/cli/build.js';
+import { lessonCommand } from '../src/cli/lesson.js';
 import {
-  Flag, flagNames, formatClock, formatPacket, openSniffRing, PacketData, packetJson, percent, readStats, renderStats,
+  addSniffOptions, Flag, flagNames, formatClock, formatPacket, openSniffRing, PacketData, packetJson, percent, readStats, renderStats,
   SniffStats, statsBlock, statsJson, statsMap, WallClock, type PacketDataValue, type SniffStatsValue,
 } from '../src/lessons/packet_sniff.js';
 import { pairLab, ping, runNs, sendTcpConnect, sendUdp, type PairLab } from '../src/lab/index.js';
@@ -96,6 +99,34 @@ describe('packet_sniff user side', () => {
     const empty = statsBlock(stats({}), stats({}), 1, 1, 0, time);
     expect(empty.shares).toEqual({ tcp: 0, udp: 0, other: 0 });
     expect(JSON.parse(statsJson(empty, 'summary')).type).toBe('summary');
+  });
+});
+
+describe('packet_sniff command line', () => {
+  const loader = (args: string[]) => spawnSync(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'src', 'loaders', 'packet_sniff.ts'), ...args],
+    { cwd: REPO_ROOT, encoding: 'utf8', timeout: 30_000 });
+
+  it('answers --help on stdout with exit 0', () => {
+    const r = loader(['--help']);
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/^Usage: packet_sniff \[options\] <iface>\n[^]*-v, --verbose +one line per packet[^]*--stats <seconds>/);
+  });
+
+  it('refuses bad usage with exit 2 before touching the kernel', () => {
+    for (const args of [['lo', '--stats', '0'], ['lo', '--stats', '3000000'], ['lo', '--bogus'], []]) {
+      const r = loader(args);
+      expect(r.status, `${args.join(' ')}: ${r.stderr}`).toBe(2);
+      expect(r.stdout).toBe('');
+      expect(r.stderr).toMatch(/^error: /);
+    }
+  });
+
+  it('parses --stats into seconds, 10 by default', () => {
+    const spec = { lesson: 'packet_sniff', description: 'test', json: true, options: addSniffOptions, run: async () => {} };
+    const parse = (args: string[]) => lessonCommand(spec).configureOutput({ writeErr: () => {}, writeOut: () => {} }).parse(args, { from: 'user' }).opts();
+    expect(parse(['veth0'])).toMatchObject({ stats: 10, verbose: false, json: false });
+    expect(parse(['veth0', '-v', '--stats', '2.5', '--json'])).toMatchObject({ stats: 2.5, verbose: true, json: true });
+    expect(() => parse(['veth0', '--stats', 'soon'])).toThrow(/is not a positive number of seconds/);
   });
 });
 

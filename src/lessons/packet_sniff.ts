@@ -6,6 +6,8 @@
  * those structs, turns the kernel's timestamps (CLOCK_MONOTONIC) into
  * wall-clock times, renders one line per packet, and turns two readings of
  * the counters into a statistics block (packets/s and shares) or JSON.
+ * The kernel side needs Linux 5.8 (BPF ring buffer); the parts here that only
+ * decode and render need no kernel.
  */
 import { performance } from 'node:perf_hooks';
 import { formatIpv4, protoName, struct, u32 } from '../codec.js';
@@ -13,6 +15,8 @@ import type { BpfObject } from '../object.js';
 import type { PerCpuMap } from '../map.js';
 import { RingBufReader } from '../ringbuf/reader.js';
 import { formatRate, rate } from '../cli/output.js';
+import { parseSeconds } from '../cli/lesson.js';
+import type { Command } from 'commander';
 import type { SharedLayout } from './shared.js';
 
 /** struct packet_data (bpf/packet_sniff/packet_sniff.h): 32 bytes. */
@@ -65,6 +69,25 @@ export const LOW_TTL_BELOW = 10;
 /** The names of the flags set in `flags`, in the order FRAG, LOW_TTL, SYN, FIN, RST. */
 export function flagNames(flags: number): FlagName[] {
   return (Object.keys(Flag) as FlagName[]).filter((k) => (flags & Flag[k]) !== 0);
+}
+
+// ---------------------------------------------------------------- options
+
+/** The lesson's own options. */
+export interface SniffOptions {
+  /** Seconds between statistics blocks. */
+  stats: number;
+}
+
+/**
+ * Adds --stats <seconds> (default 10, as the seed) to a loader's command, and
+ * says what the common -v does here: the seed's one line per packet (libbpf's
+ * log on stderr comes with it, as in every loader).
+ */
+export function addSniffOptions(cmd: Command): void {
+  cmd.option('--stats <seconds>', 'seconds between statistics blocks', parseSeconds, 10);
+  const v = cmd.options.find((o) => o.short === '-v');
+  if (v) v.description = "one line per packet (and libbpf's log on stderr)";
 }
 
 // ---------------------------------------------------------------- time
@@ -148,7 +171,7 @@ export function packetJson(e: PacketDataValue, clock: WallClock): string {
 
 // ---------------------------------------------------------------- statistics
 
-/** The stats map of a loaded object. Throws a BpfError. */
+/** The per-CPU stats map of a loaded object. Throws a BpfError (e.g. the object is closed: EBADF). */
 export function statsMap(obj: BpfObject): PerCpuMap<number, SniffStatsValue> {
   return obj.perCpuMap(STATS_MAP, u32, SniffStats);
 }
@@ -249,7 +272,7 @@ export class StatsReader {
   }
 }
 
-/** Opens the ring of a loaded object, with the kernel's ring-full counter as `lost`. Throws a BpfError. */
+/** Opens the ring of a loaded object, with the kernel's ring-full counter as `lost`. Throws a BpfError. Needs kernel 5.8 (BPF ring buffer). */
 export function openSniffRing(obj: BpfObject, map: PerCpuMap<number, SniffStatsValue>): RingBufReader<PacketDataValue> {
   return RingBufReader.open(obj, RINGBUF_MAP, { codec: PacketData, lost: () => readStats(map).ring_full });
 }

@@ -7,21 +7,16 @@
  *
  *   sudo npx tsx src/loaders/packet_sniff.ts veth0 [--stats 5] [-v] [--json]
  */
-import { parseSeconds, runLesson } from '../cli/lesson.js';
+import { runLesson } from '../cli/lesson.js';
 import {
-  formatPacket, openSniffRing, packetJson, renderStats, statsJson, statsMap, StatsReader, WallClock,
+  addSniffOptions, formatPacket, openSniffRing, packetJson, renderStats, statsJson, statsMap, StatsReader, WallClock, type PacketDataValue, type SniffOptions,
 } from '../lessons/packet_sniff.js';
 
-await runLesson<{ stats: number }, { stats: StatsReader; events: () => number }>({
+await runLesson<SniffOptions, { stats: StatsReader; events: () => number }>({
   lesson: 'packet_sniff',
   description: 'capture IPv4 packets through a ring buffer: statistics every --stats seconds, one line per packet with -v',
   json: true,
-  options: (cmd) => {
-    cmd.option('--stats <seconds>', 'seconds between statistics blocks', parseSeconds, 10);
-    // The common -v (libbpf's log on stderr) also turns on the seed's per-packet lines here.
-    const v = cmd.options.find((o) => o.short === '-v');
-    if (v) v.description = "one line per packet (and libbpf's log on stderr)";
-  },
+  options: addSniffOptions,
   async run(ctx) {
     const map = statsMap(ctx.obj);
     const stats = new StatsReader(map);
@@ -37,7 +32,9 @@ await runLesson<{ stats: number }, { stats: StatsReader; events: () => number }>
     const t = setInterval(print, ctx.opts.stats * 1000);
     ctx.defer(() => clearInterval(t));
     // Woken by the ring's fd when the kernel commits records: no busy loop.
-    await ring.consume(verbose ? (e) => ctx.out.line(json ? packetJson(e, clock) : formatPacket(e, clock)) : () => {}, { signal: ctx.signal });
+    const onPacket = verbose ? (e: PacketDataValue) => ctx.out.line(json ? packetJson(e, clock) : formatPacket(e, clock)) : () => {};
+    await ring.consume(onPacket, { signal: ctx.signal });
+    ring.read(onPacket); // what the kernel committed before the stop
     return { stats, events: () => ring.consumed };
   },
   // Detached by now, so the counters are final; the object is still open to read them. Output has
