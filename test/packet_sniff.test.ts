@@ -7,7 +7,7 @@
  * peer namespace of a lab veth give exact statistics and wall-clock times;
  * the loader's output, and a SIGKILLed loader leaves nothing attached.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -346,6 +346,29 @@ describe.skipIf(!kernelTests())('packet_sniff on a real kernel', () => {
     await new Promise((r) => setTimeout(r, 300));
     expect(await p.stop('SIGTERM')).toEqual({ code: 0, signal: null });
     expect(p.stdout()).toMatch(/^=== final statistics at [\d:.]+: [\d.]+ packets\/s over [\d.]+ s, running [\d.]+ s ===\ntotal {14}2\ntcp {16}1 {4}50\.0%\nudp {16}1 {4}50\.0%\nother {14}0 {5}0\.0%\n2 events read, 0 lost \(ring full\)\n\n$/);
+  });
+
+  it('piped into head -n 2, it exits 0 on EPIPE and leaves nothing attached', async () => {
+    const loader = [process.execPath, '--import', 'tsx', join(REPO_ROOT, 'src', 'loaders', 'packet_sniff.ts'), lab.hostIf, '--json', '-v'].join(' ');
+    const sh = spawn('bash', ['-c', `${loader} | head -n 2; echo "loader exit \${PIPESTATUS[0]}" >&2`], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    sh.stdout.on('data', (d) => { out += String(d); });
+    sh.stderr.on('data', (d) => { err += String(d); });
+    let done = false;
+    const closed = new Promise<void>((resolve) => sh.on('close', () => { done = true; resolve(); }));
+    try {
+      expect(await eventually(() => err.includes('attached'), 30_000)).toBe(true);
+      for (let i = 0; i < 40 && !done; i++) await ping(lab.ns, lab.hostIp, 2);
+      await closed;
+    } finally {
+      if (!done) sh.kill('SIGKILL');
+    }
+    const lines = out.trim().split('\n');
+    expect(lines).toHaveLength(2);
+    for (const l of lines) expect(JSON.parse(l)).toMatchObject({ type: 'packet', proto: 'icmp', src_ip: lab.peerIp, dst_ip: lab.hostIp, size: 98 });
+    expect(err).toMatch(/detached\nloader exit 0\n$/);
+    expect(queryXdp(lab.hostIf)).toEqual([]);
   });
 
   it('killed with SIGKILL, it leaves nothing attached or loaded', async () => {
