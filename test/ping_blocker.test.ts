@@ -337,7 +337,7 @@ describe.skipIf(!kernelTests())('ping_blocker loader on a lab veth', () => {
       const dir = defaultPinDir(lab.hostIf);
       const stale = await pingBlock(['--iface', lab.hostIf, 'list']);
       expect(stale.code).toBe(1);
-      expect(stale.stderr).toBe(`error: open blocklist at ${dir}: the ping_blocker loader that pinned ${dir} is gone (no program uses its map); start it again (ESRCH)\n`);
+      expect(stale.stderr).toBe(`error: open blocklist at ${dir}: the ping_blocker loader that pinned ${dir} is gone (no program uses its maps); start it again (ESRCH)\n`);
       const q = startLoader('ping_blocker', [lab.hostIf, '--json']);
       await q.waitFor('Ctrl-C to stop');
       expect((await pingBlock(['--iface', lab.hostIf, 'list'])).stdout).toBe('no blocked addresses\n');

@@ -8,13 +8,12 @@
  * events (text or NDJSON), and edits the blocklist, in a loaded object or,
  * through its pin on bpffs, in a running loader (scripts/ping_block.ts).
  */
-import { existsSync, mkdirSync, readdirSync, rmdirSync, rmSync, statSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { formatIpv4, ipv4, parseIpv4, struct, u32, type Codec } from '../codec.js';
 import { BpfError, Errno } from '../errors.js';
-import { BpfMap, PerCpuMap, mapInUse } from '../map.js';
+import { BpfMap, PerCpuMap } from '../map.js';
 import type { BpfObject } from '../object.js';
-import { isBpffs } from '../bpffs.js';
+import { LessonPins, type FindPinsOptions } from '../pins.js';
 import { RingBufReader } from '../ringbuf/reader.js';
 import type { SharedLayout } from './shared.js';
 
@@ -210,45 +209,24 @@ export function openPingWatch(obj: BpfObject): PingWatch {
 
 // ---------------------------------------------------------------- the blocklist
 
-/** Where loaders pin the blocklist by default: /sys/fs/bpf/libbpf-ts/ping_blocker. */
-export const PIN_ROOT = '/sys/fs/bpf/libbpf-ts/ping_blocker';
+/** The pin directories of ping_blocker loaders: PIN_ROOT/<iface>-<netns inode>, marked by the blocklist. */
+export const PINS = new LessonPins('ping_blocker', MAPS.blocklist, 'blocklist');
 
-/** The network namespace's inode number (what tells namespaces apart). */
-function netnsInode(): number {
-  return statSync('/proc/self/ns/net').ino;
-}
+/** Where loaders pin the blocklist by default: /sys/fs/bpf/libbpf-ts/ping_blocker. */
+export const PIN_ROOT = PINS.root;
 
 /** The default pin directory of a loader on `ifname` in this network namespace: PIN_ROOT/<ifname>-<netns inode>. */
 export function defaultPinDir(ifname: string): string {
-  return join(PIN_ROOT, `${ifname}-${netnsInode()}`);
-}
-
-/** The pin directories under `root` that hold a blocklist (of running loaders, or of dead ones not cleaned up). */
-export function listPinDirs(root = PIN_ROOT): string[] {
-  try {
-    return readdirSync(root).map((d) => join(root, d)).filter((d) => existsSync(join(d, MAPS.blocklist)));
-  } catch {
-    return [];
-  }
+  return PINS.defaultDir(ifname);
 }
 
 /**
- * Finds the pin directory of the running loader: `pinDir` if given, else
- * the default one of `iface` in this network namespace, else the only one
- * under PIN_ROOT. Throws a BpfError: ENOENT (no loader), EEXIST (several:
- * pick one with --iface or --pin-dir).
+ * Finds the pin directory of the running loader (see LessonPins.find).
+ * Throws a BpfError: ENOENT (no loader), EEXIST (several: pick one with
+ * --iface or --pin-dir).
  */
-export function findPinDir(opts: { pinDir?: string; iface?: string } = {}): string {
-  if (opts.pinDir) return opts.pinDir;
-  if (opts.iface) {
-    const dir = defaultPinDir(opts.iface);
-    if (existsSync(join(dir, MAPS.blocklist))) return dir;
-    throw new BpfError('find ping_blocker loader', Errno.ENOENT, `no ping_blocker loader on ${opts.iface} in this network namespace (nothing pinned at ${dir}; ls ${PIN_ROOT} shows what is)`);
-  }
-  const all = listPinDirs();
-  if (all.length === 0) throw new BpfError('find ping_blocker loader', Errno.ENOENT, `no ping_blocker loader is running (nothing pinned under ${PIN_ROOT})`);
-  if (all.length > 1) throw new BpfError('find ping_blocker loader', Errno.EEXIST, `${all.length} loaders are running (${all.join(', ')}): pick one with --iface or --pin-dir`);
-  return all[0];
+export function findPinDir(opts: FindPinsOptions = {}): string {
+  return PINS.find(opts);
 }
 
 /** Parses a dotted-quad address to block, normalised ("10.0.0.1"). Throws a TypeError when malformed. */
@@ -290,17 +268,8 @@ export class Blocklist {
    * that pinned it is gone (no loaded program uses the map any more).
    */
   static openPinned(dir: string): Blocklist {
-    const path = join(dir, MAPS.blocklist);
-    if (!existsSync(path)) throw new BpfError(`open blocklist at ${dir}`, Errno.ENOENT, `no ping_blocker loader is running (nothing pinned at ${path})`);
-    const map = BpfMap.openPinned(path, keyCodec, u32);
-    try {
-      if (!mapInUse(map.info().id)) {
-        throw new BpfError(`open blocklist at ${dir}`, Errno.ESRCH, `the ping_blocker loader that pinned ${dir} is gone (no program uses its map); start it again`);
-      }
-    } catch (e) {
-      map.close();
-      throw e;
-    }
+    PINS.assertAlive(dir);
+    const map = BpfMap.openPinned(join(dir, MAPS.blocklist), keyCodec, u32);
     const b = new Blocklist(map, true);
     b.pinDir = dir;
     return b;
@@ -312,33 +281,16 @@ export class Blocklist {
    * loader uses `dir`, EPERM when `dir` is not on bpffs.
    */
   pin(dir: string): void {
-    const what = `pin blocklist at ${dir}`;
-    const path = join(dir, MAPS.blocklist);
-    if (existsSync(path)) {
-      let alive = false;
-      try {
-        const old = BpfMap.openPinned(path, keyCodec, u32);
-        try { alive = mapInUse(old.info().id); } finally { old.close(); }
-      } catch { /* not a map: replaced below */ }
-      if (alive) throw new BpfError(what, Errno.EBUSY, `another ping_blocker loader is using ${dir} (use --pin-dir to pick another directory)`);
-      unlinkSync(path);
-    }
-    const made = mkdirSync(dir, { recursive: true });
-    if (!isBpffs(dir)) {
-      if (made) { try { rmSync(made, { recursive: true }); } catch { /* leave it */ } }
-      throw new BpfError(what, Errno.EPERM, `${dir} is not on a bpffs`);
-    }
-    this.map.pin(path);
+    PINS.pin(dir, { [MAPS.blocklist]: this.map });
     this.pinDir = dir;
   }
 
-  /** Removes the pin made by pin() and the directory if it is empty. Safe to call twice. */
+  /** Removes the pin made by pin() and every directory that leaves empty. Safe to call twice. */
   unpin(): void {
     const dir = this.pinDir;
     if (!dir) return;
     this.pinDir = undefined;
-    try { unlinkSync(join(dir, MAPS.blocklist)); } catch { /* gone */ }
-    try { rmdirSync(dir); } catch { /* not empty, or gone */ }
+    PINS.unpin(dir, [MAPS.blocklist]);
   }
 
   /**

@@ -19,13 +19,12 @@
  * which VIP its client used; adding a second service with the same backend
  * is refused.
  */
-import { mkdirSync, readdirSync, rmdirSync, rmSync, statSync, unlinkSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { formatIpv4, parseIpv4, struct, u32, u64, type Codec } from '../codec.js';
 import { BpfError, Errno } from '../errors.js';
-import { BpfMap, PerCpuMap, mapInUse } from '../map.js';
+import { BpfMap, PerCpuMap } from '../map.js';
 import type { BpfObject } from '../object.js';
-import { isBpffs } from '../bpffs.js';
+import { LessonPins, type FindPinsOptions } from '../pins.js';
 import { formatRate, rate } from '../cli/output.js';
 import type { SharedLayout } from './shared.js';
 
@@ -212,53 +211,25 @@ export const DEFAULT_SERVICE: Service = { vip: '10.96.0.10', port: 80, proto: 't
 const keyId = (s: ServiceAddr) => `${s.vip}:${s.port}/${s.proto}`;
 const backendId = (b: BackendAddr, proto: ServiceProto) => `${b.ip}:${b.port}/${proto}`;
 
-/** Where a loader pins its maps by default: /sys/fs/bpf/libbpf-ts/xdp_dnat. */
-export const PIN_ROOT = '/sys/fs/bpf/libbpf-ts/xdp_dnat';
+/** The pin directories of xdp_dnat loaders: PIN_ROOT/<iface>-<netns inode>, marked by the services map. */
+export const PINS = new LessonPins('xdp_dnat', MAPS.services, 'services');
 
-/** The network namespace's inode number (what tells namespaces apart). */
-export function netnsId(): number {
-  return statSync('/proc/self/ns/net').ino;
-}
+/** Where a loader pins its maps by default: /sys/fs/bpf/libbpf-ts/xdp_dnat. */
+export const PIN_ROOT = PINS.root;
 
 /** The default pin directory of a loader on `ifname` in this network namespace: PIN_ROOT/<ifname>-<netns inode>. */
 export function defaultPinDir(ifname: string): string {
-  return join(PIN_ROOT, `${ifname}-${netnsId()}`);
-}
-
-/** The pin directories of running (or dead, not cleaned up) loaders. */
-export function listPinDirs(root = PIN_ROOT): string[] {
-  try {
-    return readdirSync(root).map((d) => join(root, d)).filter((d) => existsSync(join(d, MAPS.services)));
-  } catch {
-    return [];
-  }
+  return PINS.defaultDir(ifname);
 }
 
 /**
- * Finds the pin directory of the running loader: `pinDir` if given, else
- * the default one of `iface` in this network namespace, else the only one
- * under PIN_ROOT. Throws a BpfError (ENOENT: no loader, saying where the
- * pins of `iface` in other namespaces are, or that a loader's pins may live
- * in another bpffs; EEXIST: several, pick one) with a one-line hint.
+ * Finds the pin directory of the running loader (see LessonPins.find):
+ * `pinDir` if given, else the default one of `iface` in this network
+ * namespace, else the only one. Throws a BpfError (ENOENT, EEXIST) with a
+ * one-line hint.
  */
-export function findPinDir(opts: { pinDir?: string; iface?: string } = {}): string {
-  if (opts.pinDir) return opts.pinDir;
-  if (opts.iface) {
-    const dir = defaultPinDir(opts.iface);
-    if (existsSync(join(dir, MAPS.services))) return dir;
-    const others = listPinDirs().filter((d) => d.slice(PIN_ROOT.length + 1).startsWith(`${opts.iface}-`));
-    const where = `no xdp_dnat loader on ${opts.iface} in this network namespace (nothing pinned at ${dir})`;
-    if (others.length) {
-      throw new BpfError('find xdp_dnat loader', Errno.ENOENT, `${where}; loaders on ${opts.iface} of other network namespaces pinned ${others.join(', ')}: pass one with --pin-dir, or run this in the loader's namespace (nsenter --net=/run/netns/NS)`);
-    }
-    throw new BpfError('find xdp_dnat loader', Errno.ENOENT, `${where}; pins are per bpffs and per namespace: a loader in another network namespace pins at ${PIN_ROOT}/${opts.iface}-<its netns inode>, one started with ip netns exec into a private bpffs invisible from here (ls ${PIN_ROOT} shows what is pinned)`);
-  }
-  const dirs = listPinDirs();
-  if (dirs.length === 1) return dirs[0];
-  if (dirs.length === 0) {
-    throw new BpfError('find xdp_dnat loader', Errno.ENOENT, `no xdp_dnat loader is running (nothing pinned under ${PIN_ROOT}; a loader started with ip netns exec pins into a private bpffs: start it with nsenter --net=/run/netns/NS, or pass --pin-dir)`);
-  }
-  throw new BpfError('find xdp_dnat loader', Errno.EEXIST, `several xdp_dnat loaders are running (${dirs.join(', ')}): pick one with --pin-dir or --iface`);
+export function findPinDir(opts: FindPinsOptions = {}): string {
+  return PINS.find(opts);
 }
 
 /** Per-reason counters, summed over CPUs. */
@@ -331,15 +302,11 @@ export class ServiceTable {
    * them is gone (no loaded program uses them any more).
    */
   static openPinned(dir: string): ServiceTable {
-    const path = join(dir, MAPS.services);
-    if (!existsSync(path)) throw new BpfError(`open services at ${dir}`, Errno.ENOENT, `no xdp_dnat loader is running (nothing pinned at ${dir})`);
+    PINS.assertAlive(dir);
     const opened: Array<{ close(): void }> = [];
     try {
-      const services = BpfMap.openPinned(path, serviceKeyStruct, backendStruct);
+      const services = BpfMap.openPinned(join(dir, MAPS.services), serviceKeyStruct, backendStruct);
       opened.push(services);
-      if (!mapInUse(services.info().id)) {
-        throw new BpfError(`open services at ${dir}`, Errno.ESRCH, `the xdp_dnat loader that pinned ${dir} is gone (no program uses its maps); start it again`);
-      }
       const reverse = BpfMap.openPinned(join(dir, MAPS.reverse), backendKeyStruct, serviceKeyStruct);
       opened.push(reverse);
       const hits = PerCpuMap.openPinned(join(dir, MAPS.hits), serviceKeyStruct, serviceCounterStruct);
@@ -358,41 +325,16 @@ export class ServiceTable {
    * EBUSY when a running loader uses `dir`, EPERM when `dir` is not on bpffs.
    */
   pin(dir: string): void {
-    const what = `pin maps at ${dir}`;
-    if (existsSync(join(dir, MAPS.services))) {
-      let alive = false;
-      try {
-        const old = BpfMap.openPinned(join(dir, MAPS.services), serviceKeyStruct, backendStruct);
-        try { alive = mapInUse(old.info().id); } finally { old.close(); }
-      } catch { /* not a map: replaced below */ }
-      if (alive) throw new BpfError(what, Errno.EBUSY, `another xdp_dnat loader is using ${dir} (use --pin-dir to pick another directory)`);
-      for (const name of Object.values(MAPS)) { try { unlinkSync(join(dir, name)); } catch { /* not there */ } }
-    }
-    const made = mkdirSync(dir, { recursive: true });
-    if (!isBpffs(dir)) {
-      if (made) { try { rmSync(made, { recursive: true }); } catch { /* leave it */ } }
-      throw new BpfError(what, Errno.EPERM, `${dir} is not on a bpffs`);
-    }
-    const pinned: string[] = [];
-    try {
-      for (const [name, m] of [[MAPS.services, this.services], [MAPS.reverse, this.reverse], [MAPS.hits, this.hitsMap], [MAPS.stats, this.statsMap]] as const) {
-        m.pin(join(dir, name));
-        pinned.push(join(dir, name));
-      }
-    } catch (e) {
-      for (const p of pinned) { try { unlinkSync(p); } catch { /* gone */ } }
-      throw e;
-    }
+    PINS.pin(dir, { [MAPS.services]: this.services, [MAPS.reverse]: this.reverse, [MAPS.hits]: this.hitsMap, [MAPS.stats]: this.statsMap });
     this.pinDir = dir;
   }
 
-  /** Removes the pins made by pin() and the directory if it is empty. Safe to call twice. */
+  /** Removes the pins made by pin() and every directory that leaves empty. Safe to call twice. */
   unpin(): void {
     const dir = this.pinDir;
     if (!dir) return;
     this.pinDir = undefined;
-    for (const name of Object.values(MAPS)) { try { unlinkSync(join(dir, name)); } catch { /* gone */ } }
-    try { rmdirSync(dir); } catch { /* not empty, or gone */ }
+    PINS.unpin(dir, Object.values(MAPS));
   }
 
   /** The backend of a service, or undefined. Throws a TypeError/RangeError for a bad address, port or protocol, a BpfError. */
