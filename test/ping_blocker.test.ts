@@ -9,7 +9,7 @@
  * scripts/ping_block.ts, and nothing left attached after SIGKILL.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, rmSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BpfObject, XdpAction, parseIpv4, queryXdp } from '../src/index.js';
@@ -20,7 +20,7 @@ import {
   pingJson, type PingEvent, type PingWatch, type RawPingEvent,
 } from '../src/lessons/ping_blocker.js';
 import { CommandError, pairLab, runNs, sendUdp, type PairLab } from '../src/lab/index.js';
-import { kernelTests } from './helpers/kernel.js';
+import { kernelTests, removePins } from './helpers/kernel.js';
 import { eventually, runLoader, startLoader, stopAllLoaders } from './helpers/loader.js';
 import { buildFrame, inetChecksum } from './helpers/packets.js';
 
@@ -268,7 +268,7 @@ describe.skipIf(!kernelTests())('ping_blocker loader on a lab veth', () => {
   });
   afterAll(async () => {
     await stopAllLoaders();
-    rmSync(defaultPinDir(lab?.hostIf ?? 'pgbh'), { recursive: true, force: true });
+    removePins(defaultPinDir(lab?.hostIf ?? 'pgbh'));
     await lab?.down();
   });
 

@@ -8,13 +8,12 @@
  * with SIGKILL leaves its TCX link detached by the kernel.
  */
 import { createSocket } from 'node:dgram';
-import { rmSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BpfError, BpfObject, PerCpuMap, attachTc, probeTcx, queryXdp, u32, u64 } from '../src/index.js';
 import { ensureObject } from '../src/cli/build.js';
 import { DNAT_REASONS, MAPS, PROGRAMS, REPLY_TC_SLOT, ServiceTable } from '../src/lessons/xdp_dnat.js';
 import { pairLab, run, type PairLab } from '../src/lab/index.js';
-import { featureTests, kernelTests } from './helpers/kernel.js';
+import { featureTests, kernelTests, removePins } from './helpers/kernel.js';
 
 /**
  * TCX links came in Linux 6.6: tested when the kernel has them (probeTcx) and
@@ -147,7 +146,7 @@ describe.skipIf(!kernelTests())('TC attach and detach', () => {
     const dir = '/sys/fs/bpf/libbpf-ts/xdp_dnat/test-tct-stale';
     try {
       for (const mode of (TCX ? ['clsact', 'tcx'] : ['clsact']) as Array<'clsact' | 'tcx'>) {
-        rmSync(dir, { recursive: true, force: true });
+        removePins(dir);
         const l = startLoader('xdp_dnat', [lab.hostIf, '--tc', 'clsact', '--pin-dir', dir, '--service', `10.96.0.51:9/udp=${lab.hostIp}:${srcPort + 1}`]);
         await l.waitFor('Ctrl-C to stop');
         expect(l.stderr()).toContain(`(a clsact filter: tc filter show dev ${lab.hostIf} egress)`);
@@ -175,7 +174,7 @@ describe.skipIf(!kernelTests())('TC attach and detach', () => {
       }
     } finally {
       await stopAllLoaders();
-      rmSync(dir, { recursive: true, force: true });
+      removePins(dir);
     }
     expect(await qdiscs()).toBe(before);
   });
@@ -183,7 +182,7 @@ describe.skipIf(!kernelTests())('TC attach and detach', () => {
   // A clsact filter is not a link: it outlives a SIGKILLed loader (the loader removes it on any other exit).
   it.runIf(TCX)('a loader killed with SIGKILL leaves no TCX link and no XDP program attached', async () => {
     const dir = '/sys/fs/bpf/libbpf-ts/xdp_dnat/test-tct';
-    rmSync(dir, { recursive: true, force: true });
+    removePins(dir);
     const before = await qdiscs();
     const l = startLoader('xdp_dnat', [lab.hostIf, '--tc', 'tcx', '--pin-dir', dir, '--service', `10.96.0.50:9/udp=${lab.hostIp}:${srcPort}`]);
     try {
@@ -206,7 +205,7 @@ describe.skipIf(!kernelTests())('TC attach and detach', () => {
         pinned.close();
       }
     } finally {
-      rmSync(dir, { recursive: true, force: true }); // SIGKILL left the pins
+      removePins(dir); // SIGKILL left the pins
     }
   });
 });

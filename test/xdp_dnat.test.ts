@@ -10,7 +10,7 @@
  * counters add up. Then the service API (validation, conflicts, all or
  * nothing, map full) and scripts/services.ts against pinned maps.
  */
-import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BpfError, BpfObject, XdpAction, parseIpv4 } from '../src/index.js';
@@ -20,7 +20,7 @@ import {
   renderHitTable, type DnatStats, type Service,
 } from '../src/lessons/xdp_dnat.js';
 import { buildFrame, ipChecksum, l4Checksum, onesSum, fold, rng, ipOptions, parseFrame, type FrameSpec } from './helpers/packets.js';
-import { kernelTests } from './helpers/kernel.js';
+import { kernelTests, removePins } from './helpers/kernel.js';
 import { loadedPrograms, runLoader, runServices } from './helpers/loader.js';
 
 describe('xdp_dnat services: parsing and formatting', () => {
@@ -429,7 +429,7 @@ describe.skipIf(!kernelTests())('scripts/services.ts on pinned maps', () => {
   afterAll(() => {
     t?.unpin();
     obj?.close();
-    if (existsSync(dir)) rmSync(dir, { recursive: true, force: true });
+    if (existsSync(dir)) removePins(dir);
   });
 
   it('lists, adds, changes and removes', async () => {
@@ -518,7 +518,7 @@ describe.skipIf(!kernelTests())('scripts/services.ts on pinned maps', () => {
     } finally {
       t2.unpin();
       o2.close();
-      rmSync(other, { recursive: true, force: true });
+      removePins(other);
     }
   });
 
@@ -593,7 +593,7 @@ describe.skipIf(!kernelTests())('scripts/services.ts on pinned maps', () => {
       t2.unpin();
       o2.close();
     } finally {
-      rmSync(stale, { recursive: true, force: true });
+      removePins(stale);
     }
   });
 });

@@ -22,12 +22,12 @@
  * (`ethtool -K eth0 tx off`: XDP cannot complete a partial checksum).
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, rmSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ServiceTable, formatService, parseService, type DnatStats } from '../src/lessons/xdp_dnat.js';
 import { startBackendServers, tcpExchange, udpExchange, type BackendServers } from '../src/lab/index.js';
 import { dnatLab, run, runNs, type DnatLab } from '../src/lab/index.js';
-import { kernelTests } from './helpers/kernel.js';
+import { kernelTests, removePins } from './helpers/kernel.js';
 import { REPO_ROOT } from '../src/cli/build.js';
 import { runServices, startLoader, stopAllLoaders, type LoaderProcess } from './helpers/loader.js';
 
@@ -54,7 +54,7 @@ describe.skipIf(!kernelTests()).each(MODES)('xdp_dnat end to end in $mode mode: 
   let table: ServiceTable;
 
   beforeAll(async () => {
-    rmSync(dir, { recursive: true, force: true });
+    removePins(dir);
     lab = await dnatLab(tag);
     // XDP cannot complete the partial checksums of a local sender: in native mode the client must send full ones.
     if (mode === 'native') await runNs(lab.client, ['ethtool', '-K', lab.clientIf, 'tx', 'off']);
@@ -68,7 +68,7 @@ describe.skipIf(!kernelTests()).each(MODES)('xdp_dnat end to end in $mode mode: 
     await stopAllLoaders();
     await servers?.stop();
     await lab?.down();
-    rmSync(dir, { recursive: true, force: true });
+    removePins(dir);
   });
 
   const stats = () => table.stats();

@@ -3,7 +3,8 @@
  * missing privilege fails the suite instead of skipping it.
  */
 import { spawn } from 'node:child_process';
-import { mkdirSync, rmdirSync, statSync } from 'node:fs';
+import { mkdirSync, rmdirSync, rmSync, statSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { release } from 'node:os';
 import { isRoot } from '../../src/ffi/sys.js';
 
@@ -81,4 +82,16 @@ export async function holdOpen(path: string): Promise<{ pid: number; release(): 
     child.once('exit', (code) => reject(new Error(`could not open ${path} (exit ${code})`)));
   });
   return { pid: child.pid!, release: async () => { child.kill('SIGKILL'); await exited; } };
+}
+
+/**
+ * Removes a test's pin directory and then its parents up to and including
+ * /sys/fs/bpf/libbpf-ts while they are empty (other test files may still
+ * use them), so a run leaves nothing under /sys/fs/bpf.
+ */
+export function removePins(dir: string): void {
+  rmSync(dir, { recursive: true, force: true });
+  for (let d = dirname(dir); d.startsWith('/sys/fs/bpf/libbpf-ts'); d = dirname(d)) {
+    try { rmdirSync(d); } catch { return; }
+  }
 }
