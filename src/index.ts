@@ -4,7 +4,7 @@
  */
 export { BpfObject, type OpenOptions, type ObjectMapInfo } from './object.js';
 export { Program, ProgType, BPF_F_TEST_XDP_LIVE_FRAMES, type TestRunInput, type TestRunResult } from './program.js';
-export { BpfMap, PerCpuMap, MapType, mapTypeName, possibleCpus, mapInfoByFd, mapInUse, type UpdateFlag, type MapInfoView } from './map.js';
+export { BpfMap, PerCpuMap, MapType, mapTypeName, possibleCpus, mapInfoByFd, mapInUse, sumPerCpu, type UpdateFlag, type MapInfoView } from './map.js';
 export { ensureBpffs, isBpffs } from './bpffs.js';
 export { Link, type Attachment } from './link.js';
 export { attachXdp, queryXdp, programNameById, XdpAction, xdpActionName, XDP_MODES, type XdpMode, type XdpAttachOptions, type XdpAttached } from './xdp.js';
