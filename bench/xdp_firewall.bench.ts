@@ -19,32 +19,7 @@ import { ensureObject } from '../src/cli/build.js';
 import { FirewallTable, PROGRAM } from '../src/lessons/xdp_firewall.js';
 import { buildFrame } from '../test/helpers/packets.js';
 import { now, type BenchModule, type BenchRow } from './lib.js';
-import { wireRows } from './xdp_firewall_wire.js';
-
-/** A small seeded PRNG (mulberry32): the same prefixes every run. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-/** `n` distinct random prefixes, /16 to /28, over the whole IPv4 space, as 'a.b.c.d/len'. */
-export function randomPrefixes(n: number, seed = 11): string[] {
-  const rnd = prng(seed);
-  const out = new Set<string>();
-  while (out.size < n) {
-    const len = 16 + Math.floor(rnd() * 13);
-    const addr = Math.floor(rnd() * 4294967296);
-    const mask = (0xffffffff << (32 - len)) >>> 0;
-    out.add(`${formatIpv4((addr & mask) >>> 0)}/${len}`);
-  }
-  return [...out];
-}
+import { prng, randomPrefixes, wireRows } from './xdp_firewall_wire.js';
 
 /** An address inside 'a.b.c.d/len' (its last host). */
 function inside(prefix: string): string {
