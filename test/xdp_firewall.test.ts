@@ -17,12 +17,12 @@
  *   interface replaces them and removes them when it stops.
  */
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, rmdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BpfObject, mapInfoByFd, possibleCpus, queryXdp, XdpAction } from '../src/index.js';
 import { ensureObject, REPO_ROOT } from '../src/cli/build.js';
-import { FW_REASONS, FirewallTable, MAPS, PROGRAM, defaultPinDir, matchRule, type FwStats, type Rule } from '../src/lessons/xdp_firewall.js';
+import { FW_REASONS, FirewallTable, MAPS, PIN_ROOT, PROGRAM, defaultPinDir, matchRule, type FwStats, type Rule } from '../src/lessons/xdp_firewall.js';
 import { pairLab, ping, run, runNs, type PairLab } from '../src/lab/index.js';
 import { kernelTests } from './helpers/kernel.js';
 import { eventually, startLoader, stopAllLoaders } from './helpers/loader.js';
@@ -76,6 +76,8 @@ describe.skipIf(!kernelTests())('xdp_firewall on a real kernel', () => {
   afterAll(async () => {
     await stopAllLoaders();
     await lab?.down();
+    // The pin root the loaders made, when no other loader uses it (rmdir refuses a non-empty directory).
+    for (const d of [PIN_ROOT, dirname(PIN_ROOT)]) { try { rmdirSync(d); } catch { /* in use, or gone */ } }
   });
 
   it('declares the maps the lesson teaches', () => {
