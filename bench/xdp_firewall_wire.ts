@@ -21,7 +21,10 @@
  * for the iptables chain (first match wins, in order) that is the worst
  * case, every rule is tried; the trie and the set do not depend on order.
  * The filters live in the root namespace, scoped to the lab's interface
- * (iifname / -i), and are removed afterwards, also on failure.
+ * (iifname / -i), and are removed afterwards, also on failure, with the
+ * nf_tables `ip raw` table iptables made (unless it was there before). What
+ * stays: iptables-legacy's raw table, empty with policy ACCEPT, which the
+ * kernel keeps once it was used (a built-in module cannot be unloaded).
  */
 import { writeFileSync, rmSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -158,6 +161,8 @@ export async function wireRows(quick: boolean): Promise<BenchRow[]> {
   const seconds = quick ? 1 : 3;
   const rounds = quick ? 1 : 3;
   const dir = mkdtempSync(join(tmpdir(), 'libbpf-ts-fwbench-'));
+  // iptables with the nf_tables backend creates `table ip raw` for its PREROUTING chain: removed after, unless it was there before.
+  const hadNftRaw = await run(['nft', 'list', 'table', 'ip', 'raw']).then(() => true, () => false);
   const lab = await pairLab('fwb');
   const modes: Mode[] = ['none', 'xdp', 'nft', 'iptables', 'iptables-legacy'];
   const best = new Map<Mode, { sent: number; dropped: number; seconds: number }>();
@@ -177,6 +182,7 @@ export async function wireRows(quick: boolean): Promise<BenchRow[]> {
     }
   } finally {
     await removeFilters(lab.hostIf);
+    if (!hadNftRaw) await quiet(['nft', 'delete', 'table', 'ip', 'raw']);
     await lab.down();
     rmSync(dir, { recursive: true, force: true });
   }
