@@ -197,3 +197,79 @@ export function parseProto(s: string): number {
   if (/^\d+$/.test(s) && Number(s) <= 255) return Number(s);
   throw new TypeError(`unknown protocol '${s}'`);
 }
+
+/** An IPv4 prefix: the network address (as parseIpv4 gives it, host bits zero) and its length. */
+export interface Ipv4Prefix {
+  /** The network address, host bits zero. */
+  addr: number;
+  /** 0-32. */
+  len: number;
+}
+
+/** The netmask of a prefix length (0-32) as a 32-bit number. */
+function netmask(len: number): number {
+  return len === 0 ? 0 : (0xffffffff << (32 - len)) >>> 0;
+}
+
+/**
+ * Parses 'a.b.c.d/len' (or a bare 'a.b.c.d', taken as /32) into a prefix,
+ * clearing the host bits ('192.168.7.9/16' is 192.168.0.0/16). Throws a
+ * TypeError for a malformed address or prefix ('10.0.0.0/', '10.0.0.0/x',
+ * '10.0.0.0/08'), a RangeError for a length over 32.
+ */
+export function parseCidr(s: string): Ipv4Prefix {
+  if (typeof s !== 'string') throw new TypeError(`bad IPv4 prefix '${String(s)}': expected a.b.c.d/len, e.g. 192.168.0.0/16`);
+  const m = /^([^/]+)(?:\/(.*))?$/.exec(s.trim());
+  if (!m) throw new TypeError(`bad IPv4 prefix '${s}': expected a.b.c.d/len, e.g. 192.168.0.0/16`);
+  let addr: number;
+  try {
+    addr = parseIpv4(m[1]);
+  } catch {
+    throw new TypeError(`bad IPv4 prefix '${s}': '${m[1]}' is not an IPv4 address (expected a.b.c.d/len, e.g. 192.168.0.0/16)`);
+  }
+  let len = 32;
+  if (m[2] !== undefined) {
+    if (!/^(0|[1-9]\d?)$/.test(m[2])) throw new TypeError(`bad IPv4 prefix '${s}': the length '${m[2]}' is not a number 0-32`);
+    len = Number(m[2]);
+    if (len > 32) throw new RangeError(`bad IPv4 prefix '${s}': the length ${len} is over 32`);
+  }
+  return { addr: (addr & netmask(len)) >>> 0, len };
+}
+
+/** Formats a prefix as 'a.b.c.d/len' (host bits cleared). */
+export function formatCidr(p: Ipv4Prefix): string {
+  return `${formatIpv4((p.addr & netmask(p.len)) >>> 0)}/${p.len}`;
+}
+
+/** 'a.b.c.d/len' with host bits cleared; a bare address becomes '/32'. Throws as parseCidr. */
+export function normalizeCidr(s: string): string {
+  return formatCidr(parseCidr(s));
+}
+
+/** True when `addr` (dotted quad or number) is inside `prefix` (text or parsed). Throws as parseCidr/parseIpv4. */
+export function cidrContains(prefix: string | Ipv4Prefix, addr: string | number): boolean {
+  const p = typeof prefix === 'string' ? parseCidr(prefix) : prefix;
+  const a = typeof addr === 'string' ? parseIpv4(addr) : addr;
+  return ((a & netmask(p.len)) >>> 0) === p.addr;
+}
+
+/**
+ * The key of an IPv4 BPF_MAP_TYPE_LPM_TRIE (`struct { __u32 prefixlen; __u8
+ * data[4]; }`: the length in host order, the address in network order), as
+ * 'a.b.c.d/len'. Encoding accepts a bare address as /32 and clears host
+ * bits ('10.1.2.3/8' is stored as 10.0.0.0/8, which is what the trie would
+ * match anyway); it throws a TypeError/RangeError for a malformed prefix or
+ * a length over 32. Decoding gives 'a.b.c.d/len'.
+ */
+export const lpmIpv4: Codec<string> = {
+  size: 8,
+  encode(v, b, o = 0) {
+    const p = parseCidr(v);
+    b[`writeUInt32${H}`](p.len, o);
+    b.writeUInt32BE(p.addr, o + 4);
+  },
+  decode(b, o = 0) {
+    const len = b[`readUInt32${H}`](o);
+    return `${formatIpv4(b.readUInt32BE(o + 4))}/${len}`;
+  },
+};

@@ -419,6 +419,45 @@ export class PerCpuMap<K, V> extends MapBase<K, V> {
     return vals ? vals.reduce((a, v) => a + pick(v), 0) : 0;
   }
 
+  /**
+   * The values of `key` summed over CPUs, or undefined when the key is
+   * absent: numbers (and bigints) are added; for struct values, every
+   * number or bigint field is added, other fields are CPU 0's. Throws a
+   * BpfError.
+   */
+  summed(key: K): V | undefined {
+    const vals = this.get(key);
+    return vals && sumPerCpu(vals);
+  }
+
+  /**
+   * Every [key, value summed over CPUs] pair (see summed()), read with batch
+   * lookups (one syscall per `chunk` keys) when the kernel has them for this
+   * map, else by key iteration. Throws a BpfError.
+   */
+  entriesSummed(chunk = 1024): Array<[K, V]> {
+    const out: Array<[K, V]> = [];
+    if (this.supportsBatch) {
+      try {
+        const ks = this.keySize;
+        const per = this.slot * possibleCpus;
+        for (const { keys, values, count } of this.rawBatches(chunk)) {
+          for (let i = 0; i < count; i++) {
+            const vals: V[] = new Array(possibleCpus);
+            for (let c = 0; c < possibleCpus; c++) vals[c] = this.valueCodec.decode(values, i * per + c * this.slot);
+            out.push([this.keyCodec.decode(keys, i * ks), sumPerCpu(vals)]);
+          }
+        }
+        return out;
+      } catch (e) {
+        if (!(e instanceof BpfError) || !NO_BATCH.has(e.errno)) throw e;
+        out.length = 0;
+      }
+    }
+    for (const [k, vals] of this.entries()) out.push([k, sumPerCpu(vals)]);
+    return out;
+  }
+
   /** Writes one value per possible CPU (an array of possibleCpus values), or the same value to every CPU. Throws a BpfError. */
   set(key: K, values: V | V[], flag: UpdateFlag = 'any'): void {
     this.checkOpen();
@@ -443,6 +482,23 @@ export class PerCpuMap<K, V> extends MapBase<K, V> {
   [Symbol.iterator](): IterableIterator<[K, V[]]> {
     return this.entries();
   }
+}
+
+/**
+ * Adds per-CPU values: numbers and bigints are added; for objects, every
+ * number or bigint field is added and other fields are taken from the first.
+ */
+export function sumPerCpu<V>(vals: readonly V[]): V {
+  const first = vals[0];
+  if (typeof first === 'number') return vals.reduce((a, v) => a + (v as number), 0) as V;
+  if (typeof first === 'bigint') return vals.reduce((a, v) => a + (v as bigint), 0n) as V;
+  if (first === null || typeof first !== 'object') return first;
+  const out = { ...(first as Record<string, unknown>) };
+  for (const [f, v0] of Object.entries(out)) {
+    if (typeof v0 === 'number') out[f] = vals.reduce((a, v) => a + ((v as Record<string, number>)[f]), 0);
+    else if (typeof v0 === 'bigint') out[f] = vals.reduce((a, v) => a + ((v as Record<string, bigint>)[f]), 0n);
+  }
+  return out as V;
 }
 
 export type { MapSource };
