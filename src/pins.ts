@@ -115,11 +115,13 @@ export class LessonPins {
    * on a bpffs), taking over the pins a loader that died left there. Throws
    * a BpfError: EBUSY when a running loader uses `dir`, EPERM when `dir` is
    * not on bpffs, or the pin's own error (nothing of this call stays pinned).
+   * Returns true when it took over the pins of a loader that died.
    */
-  pin(dir: string, maps: Readonly<Record<string, Pinnable>>): void {
+  pin(dir: string, maps: Readonly<Record<string, Pinnable>>): boolean {
     const op = `pin ${this.what} at ${dir}`;
     const marker = join(dir, this.marker);
-    if (existsSync(marker)) {
+    const stale = existsSync(marker);
+    if (stale) {
       const id = pinnedMapId(marker);
       if (id !== undefined && mapInUse(id)) {
         throw new BpfError(op, Errno.EBUSY, `another ${this.lesson} loader is using ${dir} (use --pin-dir to pick another directory)`);
@@ -142,6 +144,7 @@ export class LessonPins {
       this.removeEmpty(dir);
       throw e;
     }
+    return stale;
   }
 
   /**

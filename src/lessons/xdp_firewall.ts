@@ -11,13 +11,12 @@
  *   counters of a loaded object or of a running loader (its pinned maps).
  * - TalkerMonitor and the renderers: the top-talkers table the loader prints.
  */
-import { existsSync, mkdirSync, readdirSync, rmdirSync, rmSync, statSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { formatCidr, formatIpv4, lpmIpv4, parseCidr, struct, u32, u64, type Ipv4Prefix } from '../codec.js';
 import { BpfError, Errno } from '../errors.js';
-import { BpfMap, PerCpuMap, mapInUse } from '../map.js';
+import { BpfMap, PerCpuMap } from '../map.js';
 import type { BpfObject } from '../object.js';
-import { isBpffs } from '../bpffs.js';
+import { LessonPins, type FindPinsOptions } from '../pins.js';
 import { formatRate, rate } from '../cli/output.js';
 import type { SharedLayout } from './shared.js';
 
@@ -98,41 +97,28 @@ export function matchRule(rules: readonly Rule[], addr: string): Rule | undefine
   return best?.r;
 }
 
+/** The pin directories of xdp_firewall loaders: PIN_ROOT/<iface>-<netns inode>, marked by the prefix rules. */
+export const PINS = new LessonPins('xdp_firewall', MAPS.prefixes, 'firewall');
+
 /** Where a loader pins its maps by default: /sys/fs/bpf/libbpf-ts/xdp_firewall. */
-export const PIN_ROOT = '/sys/fs/bpf/libbpf-ts/xdp_firewall';
+export const PIN_ROOT = PINS.root;
 
 /** The default pin directory of a loader on `ifname` in this network namespace: PIN_ROOT/<ifname>-<netns inode>. */
 export function defaultPinDir(ifname: string): string {
-  return join(PIN_ROOT, `${ifname}-${statSync('/proc/self/ns/net').ino}`);
+  return PINS.defaultDir(ifname);
 }
 
 /** The pin directories of running (or dead, not cleaned up) loaders. */
-export function listPinDirs(root = PIN_ROOT): string[] {
-  try {
-    return readdirSync(root).map((d) => join(root, d)).filter((d) => existsSync(join(d, MAPS.prefixes)));
-  } catch {
-    return [];
-  }
+export function listPinDirs(): string[] {
+  return PINS.list();
 }
 
 /**
- * Finds the pin directory of the running loader: `pinDir` if given, else
- * the default one of `iface` in this network namespace, else the only one
- * under PIN_ROOT. Throws a BpfError (ENOENT: none; EEXIST: several).
+ * Finds the pin directory of the running loader (see LessonPins.find).
+ * Throws a BpfError (ENOENT: none; EEXIST: several).
  */
-export function findPinDir(opts: { pinDir?: string; iface?: string } = {}): string {
-  if (opts.pinDir) return opts.pinDir;
-  if (opts.iface) {
-    const dir = defaultPinDir(opts.iface);
-    if (existsSync(join(dir, MAPS.prefixes))) return dir;
-    throw new BpfError('find xdp_firewall loader', Errno.ENOENT, `no xdp_firewall loader on ${opts.iface} in this network namespace (nothing pinned at ${dir}; ls ${PIN_ROOT} shows what is pinned)`);
-  }
-  const dirs = listPinDirs();
-  if (dirs.length === 1) return dirs[0];
-  if (dirs.length === 0) {
-    throw new BpfError('find xdp_firewall loader', Errno.ENOENT, `no xdp_firewall loader is running (nothing pinned under ${PIN_ROOT}; a loader started with ip netns exec pins into a private bpffs: start it with nsenter --net=/run/netns/NS, or pass --pin-dir)`);
-  }
-  throw new BpfError('find xdp_firewall loader', Errno.EEXIST, `several xdp_firewall loaders are running (${dirs.join(', ')}): pick one with --pin-dir or --iface`);
+export function findPinDir(opts: FindPinsOptions = {}): string {
+  return PINS.find(opts);
 }
 
 type Counter = { packets: number; bytes: number; dropped: number; dropped_bytes: number };
@@ -177,15 +163,11 @@ export class FirewallTable {
    * them is gone (no loaded program uses them any more).
    */
   static openPinned(dir: string): FirewallTable {
-    const path = join(dir, MAPS.prefixes);
-    if (!existsSync(path)) throw new BpfError(`open firewall at ${dir}`, Errno.ENOENT, `no xdp_firewall loader is running (nothing pinned at ${dir})`);
+    PINS.assertAlive(dir);
     const opened: Array<{ close(): void }> = [];
     try {
-      const prefixes = BpfMap.openPinned(path, lpmIpv4, u32);
+      const prefixes = BpfMap.openPinned(join(dir, MAPS.prefixes), lpmIpv4, u32);
       opened.push(prefixes);
-      if (!mapInUse(prefixes.info().id)) {
-        throw new BpfError(`open firewall at ${dir}`, Errno.ESRCH, `the xdp_firewall loader that pinned ${dir} is gone (no program uses its maps); start it again`);
-      }
       const hosts = BpfMap.openPinned(join(dir, MAPS.hosts), be32, u32);
       opened.push(hosts);
       const sources = PerCpuMap.openPinned(join(dir, MAPS.sources), be32, srcCounterStruct);
@@ -205,44 +187,17 @@ export class FirewallTable {
    * not on bpffs. Returns true when it replaced stale pins.
    */
   pin(dir: string): boolean {
-    const what = `pin maps at ${dir}`;
-    let replaced = false;
-    if (existsSync(join(dir, MAPS.prefixes))) {
-      let alive = false;
-      try {
-        const old = BpfMap.openPinned(join(dir, MAPS.prefixes), lpmIpv4, u32);
-        try { alive = mapInUse(old.info().id); } finally { old.close(); }
-      } catch { /* not a map: replaced below */ }
-      if (alive) throw new BpfError(what, Errno.EBUSY, `another xdp_firewall loader is using ${dir} (use --pin-dir to pick another directory)`);
-      for (const name of Object.values(MAPS)) { try { unlinkSync(join(dir, name)); } catch { /* not there */ } }
-      replaced = true;
-    }
-    const made = mkdirSync(dir, { recursive: true });
-    if (!isBpffs(dir)) {
-      if (made) { try { rmSync(made, { recursive: true }); } catch { /* leave it */ } }
-      throw new BpfError(what, Errno.EPERM, `${dir} is not on a bpffs`);
-    }
-    const pinned: string[] = [];
-    try {
-      for (const [name, m] of [[MAPS.hosts, this.hosts], [MAPS.prefixes, this.prefixes], [MAPS.sources, this.sourcesMap], [MAPS.stats, this.statsMap]] as const) {
-        m.pin(join(dir, name));
-        pinned.push(join(dir, name));
-      }
-    } catch (e) {
-      for (const p of pinned) { try { unlinkSync(p); } catch { /* gone */ } }
-      throw e;
-    }
+    const replaced = PINS.pin(dir, { [MAPS.hosts]: this.hosts, [MAPS.prefixes]: this.prefixes, [MAPS.sources]: this.sourcesMap, [MAPS.stats]: this.statsMap });
     this.pinDir = dir;
     return replaced;
   }
 
-  /** Removes the pins made by pin() and the directory if it is empty. Safe to call twice. */
+  /** Removes the pins made by pin() and every directory that leaves empty. Safe to call twice. */
   unpin(): void {
     const dir = this.pinDir;
     if (!dir) return;
     this.pinDir = undefined;
-    for (const name of Object.values(MAPS)) { try { unlinkSync(join(dir, name)); } catch { /* gone */ } }
-    try { rmdirSync(dir); } catch { /* not empty, or gone */ }
+    PINS.unpin(dir, Object.values(MAPS));
   }
 
   /**
