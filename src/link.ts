@@ -22,9 +22,16 @@ export class Link implements Attachment {
   #fd: number;
   #pinned: string | undefined;
 
-  /** @internal created by the attach functions. */
-  constructor(fd: number, readonly description: string, private readonly onDetach?: () => void) {
+  #release: (fd: number) => void;
+
+  /**
+   * @internal created by the attach functions. `release` closes the link's
+   * fd (default: close(2)); links libbpf made are released by libbpf, which
+   * also frees what it allocated for them.
+   */
+  constructor(fd: number, readonly description: string, private readonly onDetach?: () => void, release?: (fd: number) => void) {
     this.#fd = fd;
+    this.#release = release ?? closeFd;
   }
 
   /** The link's fd, or -1 once detached. */
@@ -61,8 +68,8 @@ export class Link implements Attachment {
     const fd = this.#fd;
     this.#fd = -1;
     this.unpin();
-    bpf.link_detach(fd); // fails harmlessly on kernels without LINK_DETACH; close() then detaches
-    closeFd(fd);
+    bpf.link_detach(fd); // fails harmlessly on kernels without LINK_DETACH (and on perf-event fds); close() then detaches
+    this.#release(fd);
     this.onDetach?.();
   }
 
