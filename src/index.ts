@@ -12,7 +12,7 @@ export { attachXdp, queryXdp, programNameById, XdpAction, xdpActionName, XDP_MOD
 export { attachTc, TC_MODES, type TcDirection, type TcMode, type TcAttachOptions } from './tc.js';
 export { resolveInterface, type Interface } from './netif.js';
 export { probeTcx, probeXdpLink, probeKprobes, probeFentry, probeBtf, kernelHasFunction, VMLINUX_BTF } from './features.js';
-export { attachTracepoint, attachRawTracepoint, attachKprobe, attachUprobe, attachTracing, attachAuto, type KprobeOptions, type UprobeOptions } from './attach/tracing.js';
+export type { KprobeOptions, UprobeOptions } from './attach/tracing.js';
 export { BpfError, VerifierError, NEEDS_PRIVILEGE } from './errors.js';
 export * from './codec.js';
 export { libbpfVersion, NativeLoadError } from './ffi/native.js';

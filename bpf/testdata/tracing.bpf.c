@@ -8,6 +8,8 @@
 
 /* The process whose calls are counted (set before load). */
 const volatile __u32 target_tgid = 0;
+/* __NR_getppid of the running arch (set before load: 110 on x86_64, 173 on arm64). */
+const volatile __u64 getppid_nr = 110;
 
 /* 0: tracepoint getppid, 1: raw tracepoint sys_enter getppid, 2: uprobe calls,
  * 3: uprobe argument sum, 4: kprobe, 5: auto-attached tracepoint getppid,
@@ -56,7 +58,7 @@ SEC("raw_tp")
 int on_sys_enter(struct bpf_raw_tracepoint_args *ctx)
 {
 	/* sys_enter(struct pt_regs *regs, long id) */
-	if (mine() && ctx->args[1] == 110 /* __NR_getppid on x86_64 */)
+	if (mine() && ctx->args[1] == getppid_nr)
 		add(1, 1);
 	return 0;
 }
