@@ -6,6 +6,7 @@
 import { unlinkSync } from 'node:fs';
 import { bpf } from './ffi/libbpf.js';
 import { closeFd } from './ffi/sys.js';
+import { LinkInfoHead, sizeOf } from './ffi/structs.js';
 import { BpfError, Errno } from './errors.js';
 
 /** Anything attached that can be detached. detach() is safe to call twice. */
@@ -15,6 +16,19 @@ export interface Attachment {
   /** Detaches; safe to call more than once. */
   detach(): void;
   [Symbol.dispose](): void;
+}
+
+/** Link types by kernel number (enum bpf_link_type), as `bpftool link` names them. */
+const LINK_TYPES = ['unspec', 'raw_tracepoint', 'tracing', 'cgroup', 'iter', 'netns', 'xdp', 'perf_event', 'kprobe_multi', 'struct_ops', 'netfilter', 'tcx', 'uprobe_multi', 'netkit', 'sockmap'];
+
+/** What the kernel says of a link (as `bpftool link show` lists it). */
+export interface LinkInfo {
+  /** The link's id (bpftool link show id N). */
+  id: number;
+  /** The attached program's id. */
+  progId: number;
+  /** The link type, e.g. "perf_event" (tracepoints, kprobes, uprobes), "raw_tracepoint", "tracing", "xdp", "tcx". */
+  type: string;
 }
 
 /** A bpf_link, owned through its fd. */
@@ -42,6 +56,19 @@ export class Link implements Attachment {
   /** True until detach(). */
   get attached(): boolean {
     return this.#fd >= 0;
+  }
+
+  /**
+   * The kernel's view of the link: its id, program id and type, as `bpftool
+   * link show` lists them. Throws a BpfError once detached (EBADF).
+   */
+  info(): LinkInfo {
+    if (this.#fd < 0) throw new BpfError(`get info of link ${this.description}`, Errno.EBADF, 'link is detached');
+    const info: Record<string, unknown> = {};
+    const r = bpf.link_get_info_by_fd(this.#fd, info, [sizeOf(LinkInfoHead)]);
+    if (r < 0) throw new BpfError(`get info of link ${this.description}`, -r);
+    const t = Number(info.type);
+    return { id: Number(info.id), progId: Number(info.prog_id), type: LINK_TYPES[t] ?? `type ${t}` };
   }
 
   /**

@@ -50,6 +50,21 @@ function errorOf(fn: () => unknown): BpfError {
   throw new Error('expected a BpfError');
 }
 
+/** The file offset of a function of an ELF binary: its address minus its LOAD segment's address plus the segment's offset. */
+function fileOffsetOf(path: string, func: string): number {
+  const syms = execFileSync('readelf', ['-sW', path], { encoding: 'utf8' });
+  const m = new RegExp(`^\\s*\\d+:\\s+([0-9a-f]+)\\s+\\d+\\s+FUNC\\s+\\S+\\s+\\S+\\s+\\S+\\s+${func}$`, 'm').exec(syms);
+  if (!m) throw new Error(`no symbol ${func} in ${path}`);
+  const addr = parseInt(m[1], 16);
+  for (const l of execFileSync('readelf', ['-lW', path], { encoding: 'utf8' }).split('\n')) {
+    const s = /^\s*LOAD\s+0x([0-9a-f]+)\s+0x([0-9a-f]+)\s+0x[0-9a-f]+\s+0x([0-9a-f]+)\s+0x([0-9a-f]+)\s+(.*)$/.exec(l);
+    if (!s || !/\bE\b/.test(s[5])) continue;
+    const [offset, vaddr, filesz] = [parseInt(s[1], 16), parseInt(s[2], 16), parseInt(s[3], 16)];
+    if (addr >= vaddr && addr < vaddr + filesz) return addr - vaddr + offset;
+  }
+  throw new Error(`${func} is in no executable LOAD segment of ${path}`);
+}
+
 function linkProgIds(): Array<{ id: number; prog_id: number }> {
   const r = spawnSync('bpftool', ['-j', 'link', 'list'], { encoding: 'utf8', maxBuffer: 64 << 20 });
   if (r.status !== 0) throw new Error(`bpftool link list: ${r.stderr}`);
@@ -123,12 +138,18 @@ describe.skipIf(!kernelTests())('tracing attach (kernel)', () => {
       const counts = obj.map('counts', u32, u64);
       const link = obj.program('on_getppid').attachTracepoint('syscalls', 'sys_enter_getppid');
       expect(link.description).toBe('tracepoint on_getppid on syscalls:sys_enter_getppid');
+      const info = link.info();
+      expect(info.type).toBe('perf_event');
+      expect(loadedPrograms().find((p) => p.id === info.progId)?.name).toBe('on_getppid');
+      expect(linkProgIds().some((l) => l.id === info.id && l.prog_id === info.progId)).toBe(true);
       for (let i = 0; i < 7; i++) parentPid();
       expect(counts.get(0)).toBe(7);
       expect(counts.get(7)).toBe(7); // BPF_CORE_READ(task, tgid) matched
       link.detach();
       expect(link.attached).toBe(false);
       link.detach();
+      expect(errorOf(() => link.info()).code).toBe('EBADF');
+      expect(linkProgIds().some((l) => l.id === info.id)).toBe(false);
       parentPid();
       expect(counts.get(0)).toBe(7);
     } finally {
@@ -144,6 +165,7 @@ describe.skipIf(!kernelTests())('tracing attach (kernel)', () => {
       const auto = obj.program('auto_getppid').attach();
       expect(raw.description).toBe('raw_tracepoint on_sys_enter on sys_enter');
       expect(auto.description).toBe('tp/syscalls/sys_enter_getppid auto_getppid');
+      expect(raw.info().type).toBe('raw_tracepoint');
       for (let i = 0; i < 5; i++) parentPid();
       expect(counts.get(1)).toBe(5);
       expect(counts.get(5)).toBe(5);
@@ -188,6 +210,14 @@ describe.skipIf(!kernelTests())('tracing attach (kernel)', () => {
       execFileSync(binary, ['3']);
       expect(counts.get(2)).toBe(4);
       mine.detach();
+      // by file offset alone: the symbol's address turned into its offset in the file (readelf)
+      const off = fileOffsetOf(binary, 'traced_add');
+      const byOffset = obj.program('on_traced_add').attachUprobe(binary, { offset: off });
+      expect(byOffset.description).toBe(`uprobe on_traced_add on ${binary}:0x${off.toString(16)} (every process)`);
+      execFileSync(binary, ['2']);
+      expect(counts.get(2)).toBe(6);
+      expect(counts.get(3)).toBe(100 + 10 + 20);
+      byOffset.detach();
     } finally {
       obj.close();
     }

@@ -75,7 +75,6 @@ export const bpf = {
   program_attach_uprobe_opts: func<(p: ProgPtr, pid: number, binaryPath: string, funcOffset: number, opts: UprobeOptsIn) => LinkPtr | null>(
     libbpf, 'void *bpf_program__attach_uprobe_opts(void *prog, int pid, const char *binary_path, size_t func_offset, const bpf_uprobe_opts *opts)'),
   program_attach_trace: func<(p: ProgPtr) => LinkPtr | null>(libbpf, 'void *bpf_program__attach_trace(void *prog)'),
-  program_expected_attach_type: func<(p: ProgPtr) => number>(libbpf, 'int bpf_program__expected_attach_type(void *prog)'),
   link_fd: func<(l: LinkPtr) => number>(libbpf, 'int bpf_link__fd(void *link)'),
   link_destroy: func<(l: LinkPtr) => number>(libbpf, 'int bpf_link__destroy(void *link)'),
 
@@ -116,6 +115,8 @@ export const bpf = {
     libbpf, 'int bpf_obj_get_info_by_fd(int fd, _Inout_ bpf_prog_info *info, _Inout_ uint32_t *info_len)'),
   map_get_info_by_fd: func<(fd: number, info: Record<string, unknown>, len: [number]) => number>(
     libbpf, 'int bpf_obj_get_info_by_fd(int fd, _Inout_ bpf_map_info *info, _Inout_ uint32_t *info_len)'),
+  link_get_info_by_fd: func<(fd: number, info: Record<string, unknown>, len: [number]) => number>(
+    libbpf, 'int bpf_obj_get_info_by_fd(int fd, _Inout_ bpf_link_info_head *info, _Inout_ uint32_t *info_len)'),
   obj_pin: func<(fd: number, path: string) => number>(libbpf, 'int bpf_obj_pin(int fd, const char *path)'),
   obj_get: func<(path: string) => number>(libbpf, 'int bpf_obj_get(const char *path)'),
   prog_get_fd_by_id: func<(id: number) => number>(libbpf, 'int bpf_prog_get_fd_by_id(uint32_t id)'),

@@ -116,6 +116,13 @@ export const ProgInfo = koffi.struct('bpf_prog_info', {
   flags: 'uint32_t',
 });
 
+/** struct bpf_link_info (linux/bpf.h), its head: type, id, prog_id (the kernel fills at most info_len bytes). */
+export const LinkInfoHead = koffi.struct('bpf_link_info_head', {
+  type: 'uint32_t',
+  id: 'uint32_t',
+  prog_id: 'uint32_t',
+});
+
 /** struct bpf_map_info (linux/bpf.h) */
 export const MapInfo = koffi.struct('bpf_map_info', {
   type: 'uint32_t',
