@@ -7,7 +7,7 @@
  * no link; and the Makefile's vmlinux.h handling. Tag: trc.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { release, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
@@ -90,6 +90,19 @@ describe('bpf/Makefile: vmlinux.h for CO-RE programs only', () => {
     expect(plain).not.toContain('__TARGET_ARCH');
     expect(plain).not.toContain('-I build');
   });
+
+  it('ensureObject rebuilds a CO-RE object whose vmlinux.h came from another kernel', async () => {
+    const obj = join(copy, 'build', 'tracing.bpf.o');
+    const stamp = join(copy, 'build', `.vmlinux-${release()}`);
+    const t0 = statSync(obj).mtimeMs;
+    expect(ensureObject('testdata', 'tracing', { bpfDir: copy })).toBe(obj);
+    expect(statSync(obj).mtimeMs).toBe(t0);
+    rmSync(stamp);
+    await new Promise((r) => setTimeout(r, 20));
+    ensureObject('testdata', 'tracing', { bpfDir: copy });
+    expect(existsSync(stamp)).toBe(true);
+    expect(statSync(obj).mtimeMs).toBeGreaterThan(t0);
+  }, 60_000);
 
   it('is up to date on the same kernel, and regenerates vmlinux.h and rebuilds only CO-RE objects for another', () => {
     expect(execFileSync('make', ['-n', '-C', copy, 'build/tracing.bpf.o', 'build/pass.bpf.o'], { encoding: 'utf8' })).not.toMatch(/bpftool|clang/);
@@ -249,6 +262,7 @@ describe.skipIf(!kernelTests())('tracing attach (kernel)', () => {
       if (!probeKprobes()) {
         expect(errorOf(() => p.attachKprobe('tcp_connect')).message).toBe('attach kprobe tcp_connect: this kernel has no kprobes (CONFIG_KPROBES off) (ENOENT)');
         expect(errorOf(() => p.attachKprobe('tcp_connect', { retprobe: true })).message).toBe('attach kretprobe tcp_connect: this kernel has no kprobes (CONFIG_KPROBES off) (ENOENT)');
+        expect(errorOf(() => obj.program('auto_kprobe').attach()).message).toBe('attach kprobe/tcp_connect auto_kprobe: this kernel has no kprobes (CONFIG_KPROBES off) (ENOENT)');
         return;
       }
       const counts = obj.map('counts', u32, u64);
@@ -257,6 +271,12 @@ describe.skipIf(!kernelTests())('tracing attach (kernel)', () => {
       for (let i = 0; i < 6; i++) parentPid();
       expect(counts.get(4)).toBeGreaterThanOrEqual(6);
       link.detach(); link.detach();
+      const auto = obj.program('auto_kprobe').attach();
+      expect(auto.description).toBe('kprobe/tcp_connect auto_kprobe');
+      auto.detach();
+      const ret = p.attachKprobe('__task_pid_nr_ns', { retprobe: true });
+      expect(ret.description).toBe('kretprobe on_kprobe on __task_pid_nr_ns');
+      ret.detach();
       expect(errorOf(() => p.attachKprobe('trc_no_such_function')).message).toMatch(/^attach kprobe trc_no_such_function: the kernel has no function trc_no_such_function to probe .*\((ENOENT|EINVAL)\)$/);
     } finally {
       obj.close();

@@ -87,4 +87,11 @@ int BPF_KPROBE(on_kprobe)
 	return 0;
 }
 
+/* Auto-attached by its section name (Program.attach()) where kprobes exist. */
+SEC("kprobe/tcp_connect")
+int BPF_KPROBE(auto_kprobe)
+{
+	return 0;
+}
+
 char LICENSE[] SEC("license") = "GPL";
