@@ -236,7 +236,7 @@ describe.skipIf(!kernelTests())('tracing attach (kernel)', () => {
     }
   });
 
-  it('uprobe errors: no such function, no such file, neither func nor offset', () => {
+  it('uprobe errors: no such function, no such file, neither func nor offset, no such process', () => {
     const obj = openFixture();
     try {
       const p = obj.program('on_traced_add');
@@ -245,6 +245,9 @@ describe.skipIf(!kernelTests())('tracing attach (kernel)', () => {
       expect(errorOf(() => p.attachUprobe(join(tmp, 'missing'), { func: 'main' })).message)
         .toBe(`attach uprobe ${join(tmp, 'missing')}:main: no such file ${join(tmp, 'missing')} (ENOENT)`);
       expect(errorOf(() => p.attachUprobe(binary, {})).code).toBe('EINVAL');
+      const noPid = Number(readFileSync('/proc/sys/kernel/pid_max', 'utf8')); // pids are below pid_max
+      expect(errorOf(() => p.attachUprobe(binary, { func: 'traced_add', pid: noPid })).message)
+        .toBe(`attach uprobe ${binary}:traced_add: no process ${noPid} (ESRCH)`);
     } finally {
       obj.close();
     }
