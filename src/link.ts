@@ -6,6 +6,7 @@
 import { unlinkSync } from 'node:fs';
 import { bpf } from './ffi/libbpf.js';
 import { closeFd } from './ffi/sys.js';
+import { LinkInfoHead, sizeOf } from './ffi/structs.js';
 import { BpfError, Errno } from './errors.js';
 
 /** Anything attached that can be detached. detach() is safe to call twice. */
@@ -17,14 +18,34 @@ export interface Attachment {
   [Symbol.dispose](): void;
 }
 
+/** Link types by kernel number (enum bpf_link_type), as `bpftool link` names them. */
+const LINK_TYPES = ['unspec', 'raw_tracepoint', 'tracing', 'cgroup', 'iter', 'netns', 'xdp', 'perf_event', 'kprobe_multi', 'struct_ops', 'netfilter', 'tcx', 'uprobe_multi', 'netkit', 'sockmap'];
+
+/** What the kernel says of a link (as `bpftool link show` lists it). */
+export interface LinkInfo {
+  /** The link's id (bpftool link show id N). */
+  id: number;
+  /** The attached program's id. */
+  progId: number;
+  /** The link type, e.g. "perf_event" (tracepoints, kprobes, uprobes), "raw_tracepoint", "tracing", "xdp", "tcx". */
+  type: string;
+}
+
 /** A bpf_link, owned through its fd. */
 export class Link implements Attachment {
   #fd: number;
   #pinned: string | undefined;
 
-  /** @internal created by the attach functions. */
-  constructor(fd: number, readonly description: string, private readonly onDetach?: () => void) {
+  #release: (fd: number) => void;
+
+  /**
+   * @internal created by the attach functions. `release` closes the link's
+   * fd (default: close(2)); links libbpf made are released by libbpf, which
+   * also frees what it allocated for them.
+   */
+  constructor(fd: number, readonly description: string, private readonly onDetach?: () => void, release?: (fd: number) => void) {
     this.#fd = fd;
+    this.#release = release ?? closeFd;
   }
 
   /** The link's fd, or -1 once detached. */
@@ -35,6 +56,19 @@ export class Link implements Attachment {
   /** True until detach(). */
   get attached(): boolean {
     return this.#fd >= 0;
+  }
+
+  /**
+   * The kernel's view of the link: its id, program id and type, as `bpftool
+   * link show` lists them. Throws a BpfError once detached (EBADF).
+   */
+  info(): LinkInfo {
+    if (this.#fd < 0) throw new BpfError(`get info of link ${this.description}`, Errno.EBADF, 'link is detached');
+    const info: Record<string, unknown> = {};
+    const r = bpf.link_get_info_by_fd(this.#fd, info, [sizeOf(LinkInfoHead)]);
+    if (r < 0) throw new BpfError(`get info of link ${this.description}`, -r);
+    const t = Number(info.type);
+    return { id: Number(info.id), progId: Number(info.prog_id), type: LINK_TYPES[t] ?? `type ${t}` };
   }
 
   /**
@@ -61,8 +95,8 @@ export class Link implements Attachment {
     const fd = this.#fd;
     this.#fd = -1;
     this.unpin();
-    bpf.link_detach(fd); // fails harmlessly on kernels without LINK_DETACH; close() then detaches
-    closeFd(fd);
+    bpf.link_detach(fd); // fails harmlessly on kernels without LINK_DETACH (and on perf-event fds); close() then detaches
+    this.#release(fd);
     this.onDetach?.();
   }
 

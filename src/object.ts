@@ -7,6 +7,7 @@ import { basename } from 'node:path';
 import { bpf, viewOf, type MapPtr, type ObjPtr } from './ffi/libbpf.js';
 import { btfDatasecVars } from './ffi/btf.js';
 import { lastErrno } from './ffi/native.js';
+import { isRoot } from './ffi/sys.js';
 import { takeLibbpfWarnings } from './ffi/log.js';
 import { BpfError, Errno, NEEDS_PRIVILEGE, VerifierError, bpfCallError } from './errors.js';
 import { errnoMessage } from './ffi/errno.js';
@@ -192,6 +193,13 @@ export class BpfObject {
     }
     const progName = named(/^prog '([^']+)': (?:BPF program load failed|failed to load)/);
     const prog = progName === undefined ? undefined : this.#programs.find((p) => p.name === progName);
+    const tracing = prog && /^(fentry|fexit|fmod_ret|fm?entry\.s|fexit\.s|lsm)\//.test(prog.section);
+    if (tracing && e === Errno.EPERM && isRoot()) {
+      return new BpfError(op, e, `load program ${prog.name}: the kernel refuses fentry/fexit programs (EPERM even as root: no BPF trampoline here, or lockdown)`);
+    }
+    if (tracing && e === Errno.ESRCH) {
+      return new BpfError(op, e, `load program ${prog.name}: the kernel has no function ${prog.section.slice(prog.section.indexOf('/') + 1)} in its BTF to trace`);
+    }
     if (e === Errno.EPERM) return new BpfError(op, e, progName ? `load program ${progName}: ${NEEDS_PRIVILEGE}` : NEEDS_PRIVILEGE);
     if (prog) {
       const buf = this.#logBufs.get(prog)!;

@@ -5,6 +5,10 @@ import { BpfError, Errno } from './errors.js';
 import { attachXdp, type XdpAttachOptions } from './xdp.js';
 import { attachTc, type TcAttachOptions, type TcDirection } from './tc.js';
 import type { Attachment, Link } from './link.js';
+import {
+  attachAuto, attachKprobe, attachRawTracepoint, attachTracepoint, attachTracing, attachUprobe,
+  type KprobeOptions, type TracedProgram, type UprobeOptions,
+} from './attach/tracing.js';
 
 /** Program types by kernel number (the ones used here). */
 export const ProgType = { SOCKET_FILTER: 1, KPROBE: 2, SCHED_CLS: 3, SCHED_ACT: 4, TRACEPOINT: 5, XDP: 6 } as const;
@@ -88,6 +92,68 @@ export class Program {
    */
   attachTc(iface: string | number, direction: TcDirection, opts?: TcAttachOptions): Link | Attachment {
     return attachTc(this.fd, this.name, iface, direction, opts);
+  }
+
+  get #traced(): TracedProgram {
+    return { ptr: this._ptr, name: this.name, section: this.section };
+  }
+
+  /**
+   * Attaches this tracepoint program (tp/ or tracepoint/ section) to
+   * tracepoint `category:name` (e.g. 'syscalls', 'sys_enter_openat') through
+   * a bpf_link, mounting tracefs if needed. Throws a BpfError (one line: no
+   * such tracepoint, tracefs missing). See attachTracepoint.
+   */
+  attachTracepoint(category: string, name: string): Link {
+    return attachTracepoint(this.#traced, category, name);
+  }
+
+  /**
+   * Attaches this raw tracepoint program (raw_tp/ or tp_btf/) to raw
+   * tracepoint `name` (e.g. 'sched_switch') through a bpf_link. Throws a BpfError.
+   */
+  attachRawTracepoint(name: string): Link {
+    return attachRawTracepoint(this.#traced, name);
+  }
+
+  /**
+   * Attaches this kprobe program to kernel function `func` (its entry,
+   * `offset` bytes into it, or its return with `retprobe`) through a
+   * bpf_link. Throws a BpfError whose cause says whether the kernel has no
+   * kprobes (CONFIG_KPROBES off) or no such function. See attachKprobe.
+   */
+  attachKprobe(func: string, opts?: KprobeOptions): Link {
+    return attachKprobe(this.#traced, func, opts);
+  }
+
+  /**
+   * Attaches this uprobe program to a function of `binaryPath` (by `func`
+   * name and/or file `offset`; `pid` to trace one process; `retprobe` for
+   * its return) through a bpf_link. Throws a BpfError (no such file, no
+   * such function). See attachUprobe.
+   */
+  attachUprobe(binaryPath: string, opts: UprobeOptions): Link {
+    return attachUprobe(this.#traced, binaryPath, opts);
+  }
+
+  /**
+   * Attaches this fentry/fexit/fmod_ret/tp_btf program to the kernel
+   * function its section names through a bpf_link (needs BTF and the BPF
+   * trampoline: probeFentry). Throws a BpfError (the kernel refuses
+   * fentry/fexit, no BTF). See attachTracing.
+   */
+  attachTracing(): Link {
+    return attachTracing(this.#traced);
+  }
+
+  /**
+   * Attaches this program as libbpf's auto-attach does, from its section
+   * name (tp/syscalls/sys_enter_openat, kprobe/tcp_connect, fentry/...),
+   * through a bpf_link. Throws a BpfError (EOPNOTSUPP for a section that
+   * names no target). See attachAuto.
+   */
+  attach(): Link {
+    return attachAuto(this.#traced);
   }
 
   /**

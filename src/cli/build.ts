@@ -3,7 +3,8 @@
  * than its sources.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { release } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { makeCommand } from './hint.js';
@@ -27,6 +28,19 @@ function newestSource(bpfDir: string, dir: string): number {
     }
   }
   return newest;
+}
+
+const INCLUDES_VMLINUX = /^\s*#\s*include\s*["<]vmlinux\.h[">]/m;
+
+/**
+ * True when `src` is a CO-RE program (it includes "vmlinux.h") whose
+ * build/vmlinux.h was not made from the running kernel (the Makefile's
+ * stamp build/.vmlinux-<uname -r> is missing): make regenerates it and
+ * rebuilds the program.
+ */
+function vmlinuxStale(bpfDir: string, src: string): boolean {
+  if (!INCLUDES_VMLINUX.test(readFileSync(src, 'utf8'))) return false;
+  return !existsSync(join(bpfDir, 'build', `.vmlinux-${release()}`)) || !existsSync(join(bpfDir, 'build', 'vmlinux.h'));
 }
 
 function haveClang(): boolean {
@@ -64,7 +78,9 @@ export interface BuildOptions {
 
 /**
  * Returns the path of the object built from bpf/<dir>/<name>.bpf.c,
- * running `make -C bpf <dir>` first when it is missing or stale. Throws an
+ * running `make -C bpf <dir>` first when it is missing or stale (older than
+ * its sources, or, for a CO-RE program, built against another kernel's
+ * vmlinux.h). Throws an
  * Error that says exactly what to run when clang is absent, or that shows
  * the compiler's errors (buildErrors) when the build fails.
  */
@@ -73,7 +89,7 @@ export function ensureObject(dir: string, name = dir, opts: BuildOptions = {}): 
   const obj = join(bpfDir, 'build', `${name}.bpf.o`);
   const src = join(bpfDir, dir, `${name}.bpf.c`);
   if (!existsSync(src)) throw new Error(`find BPF source ${src}: no such file`);
-  const fresh = existsSync(obj) && statSync(obj).mtimeMs >= newestSource(bpfDir, dir);
+  const fresh = existsSync(obj) && statSync(obj).mtimeMs >= newestSource(bpfDir, dir) && !vmlinuxStale(bpfDir, src);
   if (fresh) return obj;
   const make = bpfDir === BPF_DIR ? makeCommand(dir) : `make -C ${bpfDir} ${dir}`;
   if (!haveClang()) {

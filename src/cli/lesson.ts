@@ -33,6 +33,7 @@ export interface CommonOptions {
 export interface LessonContext<O> {
   /** The parsed options: common ones and the lesson's own. */
   readonly opts: CommonOptions & O;
+  /** The interface given on the command line. Throws an Error in a lesson with `iface: false` (it has none). */
   readonly iface: Interface;
   readonly obj: BpfObject;
   /** Aborted on SIGINT/SIGTERM/SIGHUP, at the end of --duration, or when stdout closes. */
@@ -62,6 +63,12 @@ export interface LessonSpec<O, R = void> {
   description: string;
   /** Whether the lesson emits data, and so takes --json. */
   json?: boolean;
+  /**
+   * False for a lesson that attaches to no interface (tracing): it takes no
+   * `<iface>` argument nor --mode/--force, and must attach in its `attach`
+   * hook (ctx.iface throws there). Default true.
+   */
+  iface?: boolean;
   /** Adds the lesson's own options to the command. */
   options?(cmd: Command): void;
   /** Before load: set constants, resize maps. */
@@ -109,12 +116,13 @@ export function parsePositiveInt(v: string): number {
 
 /** Builds the commander program of a lesson (exported for tests of argument parsing). */
 export function lessonCommand<O, R>(spec: LessonSpec<O, R>): Command {
-  const cmd = new Command(spec.lesson)
-    .description(spec.description)
-    .argument('<iface>', 'network interface to attach to')
-    .addOption(new Option('--mode <mode>', 'XDP attach mode').choices(XDP_MODES as string[]).default('skb'))
-    .option('--force', 'replace an XDP program another tool attached', false)
-    .option('-v, --verbose', "show libbpf's log", false)
+  const cmd = new Command(spec.lesson).description(spec.description);
+  if (spec.iface !== false) {
+    cmd.argument('<iface>', 'network interface to attach to')
+      .addOption(new Option('--mode <mode>', 'XDP attach mode').choices(XDP_MODES as string[]).default('skb'))
+      .option('--force', 'replace an XDP program another tool attached', false);
+  }
+  cmd.option('-v, --verbose', "show libbpf's log (with CO-RE relocations)", false)
     .option('--duration <seconds>', 'stop by itself after this long', parseSeconds)
     .option('--object <path>', "load this .bpf.o instead of the lesson's own build")
     .exitOverride()
@@ -143,15 +151,15 @@ export function formatError(e: unknown): string {
  */
 export async function runLesson<O, R = void>(spec: LessonSpec<O, R>, argv: string[] = process.argv): Promise<never> {
   const cmd = lessonCommand(spec);
-  let ifname: string;
+  let ifname: string | undefined;
   try {
     cmd.parse(argv);
-    ifname = cmd.args[0];
+    ifname = spec.iface === false ? undefined : cmd.args[0];
   } catch (e) {
     const code = (e as { exitCode?: number; code?: string }).code;
     process.exit(code === 'commander.helpDisplayed' || code === 'commander.version' ? 0 : 2);
   }
-  const opts = { json: false, ...cmd.opts() } as unknown as CommonOptions & O;
+  const opts = { json: false, mode: 'skb', force: false, ...cmd.opts() } as unknown as CommonOptions & O;
   // Detaching and deferred steps, run in reverse order; the object is closed after them and the summary.
   const cleanups: Array<() => void> = [];
   let attachments = 0;
@@ -169,14 +177,19 @@ export async function runLesson<O, R = void>(spec: LessonSpec<O, R>, argv: strin
   try {
     if (opts.verbose) setLibbpfLogger((level, m) => log(libbpfLogLine(level, m)), 'debug');
     if (!isRoot()) throw new Error('loading BPF programs needs root: run with sudo');
-    const iface = resolveInterface(ifname);
+    if (spec.iface === false && !spec.attach) throw new Error(`lesson ${spec.lesson} has no interface: its spec needs an attach hook`);
+    const iface = ifname === undefined ? undefined : resolveInterface(ifname);
     const path = opts.object ?? ensureObject(spec.lesson);
     const o = BpfObject.open(path);
     obj = o;
     spec.configure?.(o, opts);
     o.load();
     ctx = {
-      opts, iface, obj: o, out, log,
+      opts, obj: o, out, log,
+      get iface(): Interface {
+        if (!iface) throw new Error(`lesson ${spec.lesson} attaches to no interface`);
+        return iface;
+      },
       signal: ac.signal,
       own: (a) => { attachments++; cleanups.push(() => { a.detach(); }); return a; },
       defer: (fn) => { cleanups.push(fn); },
@@ -191,7 +204,7 @@ export async function runLesson<O, R = void>(spec: LessonSpec<O, R>, argv: strin
     const c = ctx;
     if (spec.attach) await spec.attach(c);
     else {
-      const link = c.own(o.program(spec.lesson).attachXdp(iface.index, { mode: opts.mode, force: opts.force }));
+      const link = c.own(o.program(spec.lesson).attachXdp(c.iface.index, { mode: opts.mode, force: opts.force }));
       log(`attached ${link.description}; Ctrl-C to stop`);
     }
     if (opts.duration !== undefined) {

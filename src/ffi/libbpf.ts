@@ -13,6 +13,7 @@ export type ObjPtr = Ptr<'bpf_object'>;
 export type ProgPtr = Ptr<'bpf_program'>;
 export type MapPtr = Ptr<'bpf_map'>;
 export type BtfPtr = Ptr<'btf'>;
+export type LinkPtr = Ptr<'bpf_link'>;
 /** Memory passed in or out of native calls. */
 type Mem = Buffer | Uint8Array | bigint | null;
 
@@ -29,6 +30,8 @@ export interface XdpQueryOptsIn {
 }
 export interface TcHookIn { sz: number; ifindex: number; attach_point: number; parent: number }
 export interface TcOptsIn { sz: number; prog_fd: number; flags: number; prog_id: number; handle: number; priority: number }
+export interface KprobeOptsIn { sz: number; bpf_cookie: number | bigint; offset: number; retprobe: boolean; _pad: number[] }
+export interface UprobeOptsIn { sz: number; ref_ctr_offset: number; bpf_cookie: number | bigint; retprobe: boolean; _pad: number[]; func_name: string | null }
 export interface BatchOpts { sz: number; elem_flags: number; flags: number }
 
 /**
@@ -60,6 +63,20 @@ export const bpf = {
     libbpf, 'int bpf_program__set_log_buf(void *prog, char *buf, size_t size)'),
   program_set_log_level: func<(p: ProgPtr, level: number) => number>(
     libbpf, 'int bpf_program__set_log_level(void *prog, uint32_t level)'),
+
+  // attach through libbpf's bpf_link objects (NULL + errno on failure)
+  program_attach: func<(p: ProgPtr) => LinkPtr | null>(libbpf, 'void *bpf_program__attach(void *prog)'),
+  program_attach_tracepoint: func<(p: ProgPtr, category: string, name: string) => LinkPtr | null>(
+    libbpf, 'void *bpf_program__attach_tracepoint(void *prog, const char *tp_category, const char *tp_name)'),
+  program_attach_raw_tracepoint: func<(p: ProgPtr, name: string) => LinkPtr | null>(
+    libbpf, 'void *bpf_program__attach_raw_tracepoint(void *prog, const char *tp_name)'),
+  program_attach_kprobe_opts: func<(p: ProgPtr, funcName: string | null, opts: KprobeOptsIn) => LinkPtr | null>(
+    libbpf, 'void *bpf_program__attach_kprobe_opts(void *prog, const char *func_name, const bpf_kprobe_opts *opts)'),
+  program_attach_uprobe_opts: func<(p: ProgPtr, pid: number, binaryPath: string, funcOffset: number, opts: UprobeOptsIn) => LinkPtr | null>(
+    libbpf, 'void *bpf_program__attach_uprobe_opts(void *prog, int pid, const char *binary_path, size_t func_offset, const bpf_uprobe_opts *opts)'),
+  program_attach_trace: func<(p: ProgPtr) => LinkPtr | null>(libbpf, 'void *bpf_program__attach_trace(void *prog)'),
+  link_fd: func<(l: LinkPtr) => number>(libbpf, 'int bpf_link__fd(void *link)'),
+  link_destroy: func<(l: LinkPtr) => number>(libbpf, 'int bpf_link__destroy(void *link)'),
 
   // map (object side)
   map_name: func<(m: MapPtr) => string>(libbpf, 'const char *bpf_map__name(void *map)'),
@@ -98,6 +115,8 @@ export const bpf = {
     libbpf, 'int bpf_obj_get_info_by_fd(int fd, _Inout_ bpf_prog_info *info, _Inout_ uint32_t *info_len)'),
   map_get_info_by_fd: func<(fd: number, info: Record<string, unknown>, len: [number]) => number>(
     libbpf, 'int bpf_obj_get_info_by_fd(int fd, _Inout_ bpf_map_info *info, _Inout_ uint32_t *info_len)'),
+  link_get_info_by_fd: func<(fd: number, info: Record<string, unknown>, len: [number]) => number>(
+    libbpf, 'int bpf_obj_get_info_by_fd(int fd, _Inout_ bpf_link_info_head *info, _Inout_ uint32_t *info_len)'),
   obj_pin: func<(fd: number, path: string) => number>(libbpf, 'int bpf_obj_pin(int fd, const char *path)'),
   obj_get: func<(path: string) => number>(libbpf, 'int bpf_obj_get(const char *path)'),
   prog_get_fd_by_id: func<(id: number) => number>(libbpf, 'int bpf_prog_get_fd_by_id(uint32_t id)'),

@@ -72,6 +72,25 @@ export function linkCreateOpts(flags: number): Record<string, unknown> {
   return { sz: koffi.sizeof(LinkCreateOpts), flags, _pad0: 0, iter_info: null, iter_info_len: 0, target_btf_id: 0, _union: new Array(40).fill(0) };
 }
 
+/** struct bpf_kprobe_opts (libbpf.h, 1.1 layout; 1.2+ appends attach_mode, which `sz` leaves at its default) */
+export const KprobeOpts = koffi.struct('bpf_kprobe_opts', {
+  sz: 'size_t',
+  bpf_cookie: 'uint64_t',
+  offset: 'size_t',
+  retprobe: 'bool',
+  _pad: koffi.array('uint8_t', 7),
+});
+
+/** struct bpf_uprobe_opts (libbpf.h, 1.1 layout; 1.2+ appends attach_mode, which `sz` leaves at its default) */
+export const UprobeOpts = koffi.struct('bpf_uprobe_opts', {
+  sz: 'size_t',
+  ref_ctr_offset: 'size_t',
+  bpf_cookie: 'uint64_t',
+  retprobe: 'bool',
+  _pad: koffi.array('uint8_t', 7),
+  func_name: 'const char *',
+});
+
 /** struct bpf_map_batch_opts (bpf.h) */
 export const MapBatchOpts = koffi.struct('bpf_map_batch_opts', {
   sz: 'size_t',
@@ -95,6 +114,13 @@ export const ProgInfo = koffi.struct('bpf_prog_info', {
   name: koffi.array('char', 16, 'String'),
   ifindex: 'uint32_t',
   flags: 'uint32_t',
+});
+
+/** struct bpf_link_info (linux/bpf.h), its head: type, id, prog_id (the kernel fills at most info_len bytes). */
+export const LinkInfoHead = koffi.struct('bpf_link_info_head', {
+  type: 'uint32_t',
+  id: 'uint32_t',
+  prog_id: 'uint32_t',
 });
 
 /** struct bpf_map_info (linux/bpf.h) */
