@@ -91,7 +91,8 @@ export function parseIpv6(s: string): Uint8Array {
   const tail: number[] = [];
   const v4 = /^(.*:)(\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3})$/.exec(s);
   if (v4) {
-    const n = parseIpv4(v4[2]);
+    let n: number;
+    try { n = parseIpv4(v4[2]); } catch { throw bad(); }
     tail.push(n >>> 16, n & 0xffff);
     text = v4[1].endsWith('::') ? v4[1] : v4[1].slice(0, -1);
   }
