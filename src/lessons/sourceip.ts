@@ -6,6 +6,7 @@
  * module mirrors those structs, turns the address bytes into text (dotted
  * quad, or RFC 5952 for IPv6 via formatIpv6), renders one line or one JSON
  * object per packet, and keeps the per-source tally the loader prints at exit.
+ * The kernel side needs XDP and BPF_MAP_TYPE_RINGBUF (Linux 5.8+).
  */
 import { formatIpv6, protoName, struct, u32 } from '../codec.js';
 import type { BpfObject } from '../object.js';
@@ -184,7 +185,7 @@ export interface SourceCapture {
   counters(): CountersValue;
 }
 
-/** Opens the events ring of a loaded sourceip object. Throws a BpfError. */
+/** Opens the events ring of a loaded sourceip object (BPF ring buffers: kernel 5.8+). Throws a BpfError. */
 export function openSourceCapture(obj: BpfObject): SourceCapture {
   const map = obj.perCpuMap(COUNTERS_MAP, u32, Counters);
   const counters = () => readCounters(map);
