@@ -3,7 +3,7 @@
  * the per-source summary), the command line; then on a real kernel: crafted
  * IPv4 and IPv6 frames (plain, behind extension headers, truncated, and
  * not IP at all) run through BPF_PROG_TEST_RUN give exactly the expected
- * ring events and counters; on a pair lab with IPv6, the loader shows the
+ * ring events and counters, and a full ring counts what it drops; on a pair lab with IPv6, the loader shows the
  * peer's IPv4 and IPv6 pings with their exact addresses (RFC 5952 text),
  * stops after --count, prints the per-source summary, and a SIGKILLed
  * loader leaves nothing attached or loaded.
@@ -204,6 +204,26 @@ describe.skipIf(!kernelTests())('sourceip on a real kernel', () => {
     obj.program('sourceip').testRun({ data: ipv6Frame('fd00:1234:5678:9abc:def0:1:2:3', '::1', 59, 0) });
     const [p] = drain();
     expect(p.src).toBe('fd00:1234:5678:9abc:def0:1:2:3');
+  });
+
+  it('a full ring counts every event it could not take: 4 KiB hold 73 records of 56 bytes, the other 127 of 200 are lost', () => {
+    const small = BpfObject.open(ensureObject('sourceip'));
+    try {
+      small.setMaxEntries('events', 4096);
+      small.load();
+      const c = openSourceCapture(small);
+      try {
+        small.program('sourceip').testRun({ data: ipv6Frame('2001:db8::1', '2001:db8::2', 58, 8), repeat: 200 });
+        expect(c.counters()).toEqual({ ipv4: 0, ipv6: 200, events: 73, lost: 127 });
+        let n = 0;
+        c.reader.read(() => { n++; });
+        expect(n).toBe(73);
+      } finally {
+        c.reader.close();
+      }
+    } finally {
+      small.close();
+    }
   });
 
   it('the lab has IPv6 only where asked: a ULA /64 on both ends, derived from the /30 slot', () => {
