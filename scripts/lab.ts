@@ -27,8 +27,8 @@ const program = newCommand('lab')
 program.command('up').description('build a lab (removing leftovers of the same tag first)')
   .addArgument(new Argument('<kind>', 'pair: a veth pair with one end in the root namespace; dnat: client -- lb -- backend').choices(['pair', 'dnat']))
   .argument('<tag>', "the lab's name: 1-10 characters of a-z, 0-9, '-'")
-  .option('--ipv6', 'pair: give both ends an IPv6 ULA too (default: IPv6 off)', false)
-  .action((kind: 'pair' | 'dnat', tag: string, o: { ipv6: boolean }) => {
+  .option('--ipv6', 'pair: give both ends an IPv6 ULA too (without it, IPv6 is off)')
+  .action((kind: 'pair' | 'dnat', tag: string, o: { ipv6?: boolean }) => {
     job = async ({ out }, prefix) => {
       if (kind === 'pair') {
         const l = await pairLab(tag, { prefix, ipv6: o.ipv6 });
@@ -39,6 +39,7 @@ program.command('up').description('build a lab (removing leftovers of the same t
         out.line(`  try:  sudo ip netns exec ${l.ns} ping -c 3 ${l.hostIp}`);
         if (l.hostIp6) out.line(`        sudo ip netns exec ${l.ns} ping -6 -c 3 ${l.hostIp6}`);
       } else {
+        if (o.ipv6) throw new Error('lab up dnat: --ipv6 is for pair labs only');
         const l = await dnatLab(tag, { prefix });
         out.line(`dnat lab '${l.tag}' is up:`);
         out.line(`  client   ${l.client}  ${l.clientIf} ${l.clientIp}/24  routes ${l.vipNet} and default via ${l.lbClientIp}`);
