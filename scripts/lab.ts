@@ -2,6 +2,7 @@
  * The lab from the command line (the lab itself is src/lab/):
  *
  *   sudo npx tsx scripts/lab.ts up pair <tag>    veth <tag>h (root namespace) <-> <tag>p (namespace lbts-<tag>)
+ *                                   [--ipv6]      ... with an IPv6 ULA /64 on both ends too
  *   sudo npx tsx scripts/lab.ts up dnat <tag>    namespaces lbts-<tag>-client, lbts-<tag>-lb, lbts-<tag>-backend
  *   sudo npx tsx scripts/lab.ts down <tag>       removes the pair and dnat labs of <tag>
  *   sudo npx tsx scripts/lab.ts list             the labs that are up
@@ -26,15 +27,19 @@ const program = newCommand('lab')
 program.command('up').description('build a lab (removing leftovers of the same tag first)')
   .addArgument(new Argument('<kind>', 'pair: a veth pair with one end in the root namespace; dnat: client -- lb -- backend').choices(['pair', 'dnat']))
   .argument('<tag>', "the lab's name: 1-10 characters of a-z, 0-9, '-'")
-  .action((kind: 'pair' | 'dnat', tag: string) => {
+  .option('--ipv6', 'pair: give both ends an IPv6 ULA too (without it, IPv6 is off)')
+  .action((kind: 'pair' | 'dnat', tag: string, o: { ipv6?: boolean }) => {
     job = async ({ out }, prefix) => {
       if (kind === 'pair') {
-        const l = await pairLab(tag, { prefix });
+        const l = await pairLab(tag, { prefix, ipv6: o.ipv6 });
+        const v6 = (ip?: string) => (ip ? `  ${ip}/64` : '');
         out.line(`pair lab '${l.tag}' is up:`);
-        out.line(`  host  ${l.hostIf}  ${l.hostIp}/30  ${l.hostMac}  ifindex ${l.hostIfindex}  (root namespace)`);
-        out.line(`  peer  ${l.peerIf}  ${l.peerIp}/30  ${l.peerMac}  (namespace ${l.ns})`);
+        out.line(`  host  ${l.hostIf}  ${l.hostIp}/30${v6(l.hostIp6)}  ${l.hostMac}  ifindex ${l.hostIfindex}  (root namespace)`);
+        out.line(`  peer  ${l.peerIf}  ${l.peerIp}/30${v6(l.peerIp6)}  ${l.peerMac}  (namespace ${l.ns})`);
         out.line(`  try:  sudo ip netns exec ${l.ns} ping -c 3 ${l.hostIp}`);
+        if (l.hostIp6) out.line(`        sudo ip netns exec ${l.ns} ping -6 -c 3 ${l.hostIp6}`);
       } else {
+        if (o.ipv6) throw new Error('lab up dnat: --ipv6 is for pair labs only');
         const l = await dnatLab(tag, { prefix });
         out.line(`dnat lab '${l.tag}' is up:`);
         out.line(`  client   ${l.client}  ${l.clientIf} ${l.clientIp}/24  routes ${l.vipNet} and default via ${l.lbClientIp}`);

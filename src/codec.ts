@@ -79,6 +79,73 @@ export function formatIpv4(v: number): string {
   return `${(v >>> 24) & 255}.${(v >>> 16) & 255}.${(v >>> 8) & 255}.${v & 255}`;
 }
 
+/**
+ * Parses an IPv6 address in any RFC 4291 text form (full, `::`-compressed,
+ * upper or lower case, with a trailing dotted quad such as `::ffff:1.2.3.4`)
+ * into its 16 bytes in network order. Throws a TypeError when malformed.
+ */
+export function parseIpv6(s: string): Uint8Array {
+  const bad = () => new TypeError(`bad IPv6 address '${s}'`);
+  if (typeof s !== 'string' || s.length === 0 || s.length > 45) throw bad();
+  let text = s;
+  const tail: number[] = [];
+  const v4 = /^(.*:)(\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3})$/.exec(s);
+  if (v4) {
+    let n: number;
+    try { n = parseIpv4(v4[2]); } catch { throw bad(); }
+    tail.push(n >>> 16, n & 0xffff);
+    text = v4[1].endsWith('::') ? v4[1] : v4[1].slice(0, -1);
+  }
+  const halves = text.split('::');
+  if (halves.length > 2) throw bad();
+  const groups = (h: string) => (h === '' ? [] : h.split(':').map((g) => {
+    if (!/^[0-9a-fA-F]{1,4}$/.test(g)) throw bad();
+    return parseInt(g, 16);
+  }));
+  const head = groups(halves[0]);
+  const rest = halves.length === 2 ? groups(halves[1]) : [];
+  const given = head.length + rest.length + tail.length;
+  let all: number[];
+  if (halves.length === 2) {
+    if (given > 7) throw bad();
+    all = [...head, ...new Array<number>(8 - given).fill(0), ...rest, ...tail];
+  } else {
+    if (given !== 8) throw bad();
+    all = [...head, ...tail];
+  }
+  const out = new Uint8Array(16);
+  all.forEach((g, i) => { out[2 * i] = g >> 8; out[2 * i + 1] = g & 0xff; });
+  return out;
+}
+
+/**
+ * Formats 16 address bytes (network order) as RFC 5952 text: lowercase hex,
+ * no leading zeros, the longest run of two or more zero groups compressed
+ * to `::` (the leftmost on a tie; a single zero group is never compressed),
+ * and IPv4-mapped addresses (::ffff:0:0/96) as `::ffff:a.b.c.d` (RFC 5952
+ * section 5). Throws a TypeError unless given exactly 16 bytes.
+ */
+export function formatIpv6(b: Uint8Array): string {
+  if (!(b instanceof Uint8Array) || b.length !== 16) throw new TypeError('an IPv6 address is 16 bytes');
+  const g: number[] = [];
+  for (let i = 0; i < 8; i++) g.push((b[2 * i] << 8) | b[2 * i + 1]);
+  if (g.slice(0, 5).every((x) => x === 0) && g[5] === 0xffff) {
+    return `::ffff:${b[12]}.${b[13]}.${b[14]}.${b[15]}`;
+  }
+  let best = -1;
+  let bestLen = 1; // runs of 2 or more only
+  for (let i = 0; i < 8;) {
+    if (g[i] !== 0) { i++; continue; }
+    let j = i;
+    while (j < 8 && g[j] === 0) j++;
+    if (j - i > bestLen) { best = i; bestLen = j - i; }
+    i = j;
+  }
+  const hex = (a: number[]) => a.map((x) => x.toString(16)).join(':');
+  if (best < 0) return hex(g);
+  return `${hex(g.slice(0, best))}::${hex(g.slice(best + bestLen))}`;
+}
+
 function checkInt(name: string, v: unknown, max: number, min = 0): void {
   if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
     throw new RangeError(`${name}: ${String(v)} is not an integer in [${min}, ${max}]`);
@@ -166,6 +233,8 @@ export const u64: Codec<number> = LE
 export const u64big: Codec<bigint> = prim(8, (v, b, o) => { b[`writeBigUInt64${H}`](v, o); }, (b, o) => b[`readBigUInt64${H}`](o));
 /** IPv4 address in network order, as a dotted quad. */
 export const ipv4: Codec<string> = prim(4, (v, b, o) => { b.writeUInt32BE(parseIpv4(v), o); }, (b, o) => formatIpv4(b.readUInt32BE(o)));
+/** IPv6 address, 16 bytes in network order, as RFC 5952 text (parseIpv6 / formatIpv6). */
+export const ipv6: Codec<string> = prim(16, (v, b, o) => { b.set(parseIpv6(v), o); }, (b, o) => formatIpv6(b.subarray(o, o + 16)));
 /** Raw bytes of a fixed size. */
 export function bytes(size: number): Codec<Uint8Array> {
   return prim(size, (v, b, o) => {

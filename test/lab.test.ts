@@ -9,7 +9,7 @@ import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { REPO_ROOT } from '../src/cli/build.js';
 import { tsxCommand } from '../src/cli/hint.js';
 import {
-  checkTag, cleanupStale, dnatLab, listenUdp, pairLab, ping, run, runNs, sendTcpConnect, sendUdp,
+  checkTag, cleanupStale, dnatLab, listenUdp, pairLab, ping, ping6, run, runNs, sendTcpConnect, sendUdp,
   type DnatLab, type PairLab,
 } from '../src/lab/index.js';
 
@@ -36,6 +36,35 @@ async function rootPing(ifname: string, ip: string, count: number): Promise<numb
 }
 
 describe.skipIf(!kernelTests())('lab on a real kernel', () => {
+  describe('pair lab with ipv6: true', () => {
+    let lab: PairLab;
+    beforeAll(async () => { lab = await pairLab('lab6', { ipv6: true }); });
+    afterAll(async () => { await lab?.down(); });
+
+    it('gives both ends a ULA /64 usable at once, and static neighbour entries for each other', async () => {
+      expect(lab.hostIp6).toMatch(/^fd6c:6274:7300:[0-9a-f]{1,4}::1$/);
+      expect(lab.peerIp6).toBe(lab.hostIp6!.replace(/::1$/, '::2'));
+      expect((await run(['ip', '-6', '-o', 'addr', 'show', 'dev', 'lab6h', 'scope', 'global'])).stdout).toContain(`inet6 ${lab.hostIp6}/64`);
+      const peerAddrs = (await runNs(lab.ns, ['ip', '-6', '-o', 'addr', 'show', 'dev', 'lab6p', 'scope', 'global'])).stdout;
+      expect(peerAddrs).toContain(`inet6 ${lab.peerIp6}/64`);
+      expect(peerAddrs).not.toMatch(/tentative|dadfailed/);
+      expect((await run(['ip', '-6', 'neigh', 'show', 'dev', 'lab6h'])).stdout).toMatch(new RegExp(`^${lab.peerIp6} lladdr ${lab.peerMac} PERMANENT`, 'm'));
+      expect((await runNs(lab.ns, ['ip', '-6', 'neigh', 'show', 'dev', 'lab6p'])).stdout).toMatch(new RegExp(`^${lab.hostIp6} lladdr ${lab.hostMac} PERMANENT`, 'm'));
+    });
+
+    it('pings over IPv6 (ping -6) and still over IPv4', async () => {
+      expect(await ping(lab.ns, lab.hostIp6!, 3)).toBe(3);
+      expect(await ping6(lab.ns, lab.hostIp6!, 2)).toBe(2);
+      expect(await ping(lab.ns, lab.hostIp, 2)).toBe(2);
+      await expect(ping6(lab.ns, lab.hostIp, 1)).rejects.toThrow(/bad IPv6 address/);
+    });
+
+    it('tears down to nothing', async () => {
+      await lab.down();
+      expect(await leftovers('lab6')).toEqual([]);
+    });
+  });
+
   describe('pair lab', () => {
     let lab: PairLab;
     beforeAll(async () => { lab = await pairLab('labt'); });
@@ -66,6 +95,11 @@ describe.skipIf(!kernelTests())('lab on a real kernel', () => {
       expect((await runNs(lab.ns, ['sysctl', '-n', 'net.ipv6.conf.labtp.disable_ipv6'])).stdout.trim()).toBe('1');
       expect((await run(['ip', '-6', 'addr', 'show', 'dev', 'labth'])).stdout).toBe('');
       expect((await runNs(lab.ns, ['ip', '-6', 'addr', 'show', 'dev', 'labtp'])).stdout).toBe('');
+    });
+
+    it('has no IPv6 fields unless asked for', () => {
+      expect(lab.hostIp6).toBeUndefined();
+      expect(lab.peerIp6).toBeUndefined();
     });
 
     it('pings peer -> host and host -> peer', async () => {

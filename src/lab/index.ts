@@ -5,10 +5,10 @@
  */
 export {
   DEFAULT_PREFIX, checkTag, cleanup, cleanupStale, dnatLab, labPrefix, listLabs, pairLab,
-  type DnatLab, type LabInfo, type LabOptions, type PairLab,
+  ULA_PREFIX, type DnatLab, type LabInfo, type LabOptions, type PairLab, type PairLabOptions,
 } from './topology.js';
 export { CommandError, run, runNs, type RunOptions } from './netns.js';
 export {
-  allowTrafficFrom, listenUdp, ping, sendTcpConnect, sendUdp, startBackendServers, tcpConnect, tcpExchange, udpExchange,
+  allowTrafficFrom, listenUdp, ping, ping6, sendTcpConnect, sendUdp, startBackendServers, tcpConnect, tcpExchange, udpExchange,
   type BackendServers, type TcpResult, type UdpListener, type UdpReceived, type UdpResult,
 } from './traffic.js';

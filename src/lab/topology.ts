@@ -99,6 +99,10 @@ export interface PairLab {
   peerIf: string;
   hostIp: string;
   peerIp: string;
+  /** With `ipv6: true`: the host end's ULA, `fd6c:6274:7300:<slot>::1` (a /64; slot as for the IPv4 /30). */
+  hostIp6?: string;
+  /** With `ipv6: true`: the peer end's ULA, `fd6c:6274:7300:<slot>::2`. */
+  peerIp6?: string;
   hostMac: string;
   peerMac: string;
   hostIfindex: number;
@@ -156,7 +160,7 @@ function slotFree(slot: number, taken: Array<[number, number]>): boolean {
  * interface took an overlapping subnet meanwhile (a lab being built in
  * parallel) and, if one did, moves to a random free /30 and retries.
  */
-async function assignSubnet(tag: string, hostIf: string): Promise<{ hostIp: string; peerIp: string }> {
+async function assignSubnet(tag: string, hostIf: string): Promise<{ hostIp: string; peerIp: string; slot: number }> {
   const start = createHash('sha1').update(tag).digest().readUInt16BE(0) % SLOTS;
   const tried = new Set<number>();
   for (let attempt = 0; attempt < 8; attempt++) {
@@ -172,10 +176,51 @@ async function assignSubnet(tag: string, hostIf: string): Promise<{ hostIp: stri
     const hostIp = formatIpv4(BASE + slot * 4 + 1);
     const peerIp = formatIpv4(BASE + slot * 4 + 2);
     await run(['ip', 'addr', 'add', `${hostIp}/30`, 'dev', hostIf]);
-    if (slotFree(slot, await takenRanges(hostIf))) return { hostIp, peerIp };
+    if (slotFree(slot, await takenRanges(hostIf))) return { hostIp, peerIp, slot };
     await run(['ip', 'addr', 'del', `${hostIp}/30`, 'dev', hostIf]);
   }
   throw new Error('lab: could not claim a free /30 in 10.201.0.0/16 after 8 tries');
+}
+
+/** Options of pairLab. */
+export interface PairLabOptions extends LabOptions {
+  /**
+   * Give both ends IPv6 too: a ULA /64 from fd6c:6274:7300::/48 ("lbts" in
+   * ASCII is 6c 62 74 73), the subnet number the slot of the IPv4 /30.
+   * Off by default: then the lab's IPv6 is off, so the kernel sends no
+   * packets of its own and lessons can count exactly.
+   */
+  ipv6?: boolean;
+}
+
+/** The ULA /64 of a /30 slot: fd6c:6274:7300:<slot in hex>::. */
+export const ULA_PREFIX = 'fd6c:6274:7300';
+
+/**
+ * Turns IPv6 on for both ends, quietly: no duplicate address detection
+ * (nodad: the addresses work at once), no router solicitations, no router
+ * advertisements taken, and permanent neighbour entries for each other's
+ * address so no neighbour solicitations go between them. What the kernel
+ * still sends of its own: MLD reports (to ff02::16) when the interfaces
+ * come up and join their solicited-node groups.
+ */
+async function addIpv6(ns: string, hostIf: string, peerIf: string, slot: number, hostMac: string, peerMac: string): Promise<{ hostIp6: string; peerIp6: string }> {
+  const net = `${ULA_PREFIX}:${slot.toString(16)}`;
+  const hostIp6 = `${net}::1`;
+  const peerIp6 = `${net}::2`;
+  const quiet = (ifname: string) => ({
+    [`net.ipv6.conf.${ifname}.accept_dad`]: 0,
+    [`net.ipv6.conf.${ifname}.accept_ra`]: 0,
+    [`net.ipv6.conf.${ifname}.router_solicitations`]: 0,
+    [`net.ipv6.conf.${ifname}.disable_ipv6`]: 0, // last: the link-local address comes without DAD or RS
+  });
+  await sysctl(null, quiet(hostIf));
+  await sysctl(ns, quiet(peerIf));
+  await run(['ip', '-6', 'addr', 'add', `${hostIp6}/64`, 'dev', hostIf, 'nodad']);
+  await run(['ip', '-n', ns, '-6', 'addr', 'add', `${peerIp6}/64`, 'dev', peerIf, 'nodad']);
+  await run(['ip', '-6', 'neigh', 'replace', peerIp6, 'lladdr', peerMac, 'dev', hostIf, 'nud', 'permanent']);
+  await run(['ip', '-n', ns, '-6', 'neigh', 'replace', hostIp6, 'lladdr', hostMac, 'dev', peerIf, 'nud', 'permanent']);
+  return { hostIp6, peerIp6 };
 }
 
 function pairNames(tag: string, prefix: string) {
@@ -199,13 +244,15 @@ async function downPair(tag: string, prefix: string): Promise<string[]> {
  * attach XDP to it) and `<tag>p` in a new namespace `<prefix><tag>`, with a /30
  * from 10.201.0.0/16 (host .1, peer .2 of it) that overlaps nothing on the
  * host, IPv6 off on both ends (the kernel then sends nothing of its own but
- * ARP), both ends up. Removes leftovers of a pair lab with the same tag
+ * ARP), both ends up. With `ipv6: true` both ends also get a ULA /64
+ * (see PairLabOptions.ipv6 and addIpv6: usable at once, neighbours static).
+ * Removes leftovers of a pair lab with the same tag
  * first (a concurrent user of the same tag loses its lab).
  * Throws on an invalid tag (before touching anything), or, after removing
  * what it created, when a step fails, e.g. `<tag>h` exists and is not a lab
  * interface ("File exists").
  */
-export async function pairLab(tag: string, opts: LabOptions = {}): Promise<PairLab> {
+export async function pairLab(tag: string, opts: PairLabOptions = {}): Promise<PairLab> {
   const prefix = labPrefix(opts);
   checkTag(tag);
   allowTrafficFrom(prefix);
@@ -217,7 +264,7 @@ export async function pairLab(tag: string, opts: LabOptions = {}): Promise<PairL
     await run(['ip', 'link', 'set', 'dev', hostIf, 'alias', ns]);
     await sysctl(null, { [`net.ipv6.conf.${hostIf}.disable_ipv6`]: 1 });
     await sysctl(ns, { [`net.ipv6.conf.${peerIf}.disable_ipv6`]: 1 });
-    const { hostIp, peerIp } = await assignSubnet(tag, hostIf);
+    const { hostIp, peerIp, slot } = await assignSubnet(tag, hostIf);
     await run(['ip', '-n', ns, 'addr', 'add', `${peerIp}/30`, 'dev', peerIf]);
     await run(['ip', 'link', 'set', 'dev', hostIf, 'up']);
     await run(['ip', '-n', ns, 'link', 'set', 'dev', peerIf, 'up']);
@@ -231,6 +278,7 @@ export async function pairLab(tag: string, opts: LabOptions = {}): Promise<PairL
       hostMac: host.address, peerMac: peer.address, hostIfindex: host.ifindex,
       down, [Symbol.asyncDispose]: down,
     };
+    if (opts.ipv6) Object.assign(lab, await addIpv6(ns, hostIf, peerIf, slot, host.address, peer.address));
     return lab;
   }, () => downPair(tag, prefix));
 }

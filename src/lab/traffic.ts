@@ -10,7 +10,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { parseIpv4 } from '../codec.js';
+import { parseIpv4, parseIpv6 } from '../codec.js';
 import { CommandError, runNs } from './netns.js';
 
 /** The system python when there is one: a pyenv shim costs ~100 ms per start. */
@@ -103,7 +103,8 @@ export async function sendTcpConnect(ns: string, dstIp: string, dstPort: number,
 export const tcpConnect = sendTcpConnect;
 
 /**
- * Pings `ip` `count` times from namespace `ns` (10 ms apart, deadline
+ * Pings `ip` `count` times from namespace `ns` (`ping -4`, or `ping -6`
+ * for an IPv6 address such as a pair lab's hostIp6; 10 ms apart, deadline
  * count/100 + 2 s) and resolves with the number of replies; lost replies and
  * an unreachable network give a smaller number or 0, not an error. Throws on
  * a non-lab namespace, a bad address, count outside 1..1000, or when ping
@@ -111,12 +112,14 @@ export const tcpConnect = sendTcpConnect;
  */
 export async function ping(ns: string, ip: string, count = 3): Promise<number> {
   labNs(ns);
-  parseIpv4(ip);
+  const family = ip.includes(':') ? '-6' : '-4';
+  if (family === '-6') parseIpv6(ip);
+  else parseIpv4(ip);
   int('count', count, 1, 1000);
   const deadline = String(Math.ceil(count / 100) + 2);
   let out: string;
   try {
-    out = (await runNs(ns, ['ping', '-n', '-q', '-c', String(count), '-i', '0.01', '-W', '1', '-w', deadline, ip], { timeoutMs: 30_000 })).stdout;
+    out = (await runNs(ns, ['ping', family, '-n', '-q', '-c', String(count), '-i', '0.01', '-W', '1', '-w', deadline, ip], { timeoutMs: 30_000 })).stdout;
   } catch (e) {
     if (!(e instanceof CommandError)) throw e;
     if (/unreachable/i.test(e.stderr)) return 0;
@@ -396,4 +399,14 @@ export async function udpExchange(ns: string, ip: string, port: number, bytes = 
   int('bytes', bytes, 0, 65_507);
   const { stdout } = await runNs(ns, [PYTHON, '-c', UDP_CLIENT, ip, String(port), String(bytes), String(timeoutS)], { timeoutMs: (timeoutS + 10) * 1000, signal });
   return JSON.parse(stdout.trim().split('\n').pop()!) as UdpResult;
+}
+
+/**
+ * ping() for IPv6 only: pings `ip` with `ping -6` from namespace `ns` and
+ * resolves with the number of replies. Throws like ping(), and on an
+ * address that is not IPv6.
+ */
+export async function ping6(ns: string, ip: string, count = 3): Promise<number> {
+  parseIpv6(ip);
+  return ping(ns, ip, count);
 }

@@ -29,7 +29,7 @@ function runScript(script: string, args: string[], closeStdout = false): Promise
 describe('--help and bad usage of the scripts', () => {
   const helps: Array<[string, string[], RegExp]> = [
     ['src/demo.ts', ['--help'], /^Usage: demo \[options\]\n[\s\S]*sudo npm start/],
-    ['scripts/lab.ts', ['--help'], /^Usage: lab \[options\] \[command\]\n[\s\S]*--prefix <prefix>[\s\S]*up <kind> <tag>/],
+    ['scripts/lab.ts', ['--help'], /^Usage: lab \[options\] \[command\]\n[\s\S]*--prefix <prefix>[\s\S]*up \[options\] <kind> <tag>/],
     ['scripts/lab.ts', ['up', '--help'], /^Usage: lab up \[options\] <kind> <tag>\n/],
     ['scripts/lab.ts', ['help', 'clean'], /^Usage: lab clean \[options\] \[match\]\n/],
     ['bench/run.ts', ['--help'], /^Usage: bench \[options\]\n[\s\S]*--only <group>[\s\S]*xdp_dnat/],
