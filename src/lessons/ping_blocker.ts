@@ -8,6 +8,7 @@
  * events (text or NDJSON), and edits the blocklist, in a loaded object or,
  * through its pin on bpffs, in a running loader (scripts/ping_block.ts).
  */
+import { formatClock } from '../clock.js';
 import { join } from 'node:path';
 import { formatIpv4, ipv4, parseIpv4, struct, u32, type Codec } from '../codec.js';
 import { BpfError, Errno } from '../errors.js';
@@ -125,11 +126,7 @@ export const pingEventCodec: Codec<PingEvent> = {
   decode: (buf, off = 0) => decodePingEvent(PingEventStruct.decode(buf, off)),
 };
 
-/** "12:34:56.789" in local time. */
-export function formatClock(d: Date): string {
-  const p = (n: number, w = 2) => String(n).padStart(w, '0');
-  return `${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}.${p(d.getMilliseconds(), 3)}`;
-}
+export { formatClock };
 
 /** "echo-request id 4660 seq 1", "dest-unreachable code 3", "fragment" (no header). */
 export function describeIcmp(e: PingEvent): string {

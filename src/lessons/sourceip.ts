@@ -8,6 +8,7 @@
  * object per packet, and keeps the per-source tally the loader prints at exit.
  * The kernel side needs XDP and BPF_MAP_TYPE_RINGBUF (Linux 5.8+).
  */
+import { WallClock, formatClock } from '../clock.js';
 import { formatIpv6, protoName, struct, u32 } from '../codec.js';
 import type { BpfObject } from '../object.js';
 import type { PerCpuMap } from '../map.js';
@@ -70,33 +71,7 @@ export function protocolName(p: number): string {
 
 // ---------------------------------------------------------------- time
 
-/**
- * Turns bpf_ktime_get_ns() values (CLOCK_MONOTONIC) into wall-clock times:
- * Node's process.hrtime reads the same clock, so wall = ktime + (Date.now()
- * - hrtime), an offset read once when the clock is made.
- */
-export class WallClock {
-  readonly #offsetMs: number;
-
-  /** `nowMs` and `monoNs` are for tests; by default the system clocks. */
-  constructor(nowMs: () => number = Date.now, monoNs: () => bigint = () => process.hrtime.bigint()) {
-    const a = monoNs();
-    const wall = nowMs();
-    const b = monoNs();
-    this.#offsetMs = wall - Number((a + b) / 2n) / 1e6;
-  }
-
-  /** A Date of a CLOCK_MONOTONIC timestamp in ns. */
-  toDate(monotonicNs: number): Date {
-    return new Date(monotonicNs / 1e6 + this.#offsetMs);
-  }
-}
-
-/** "11:40:01.123", local time. */
-export function formatClock(d: Date): string {
-  const p = (n: number, w = 2) => String(n).padStart(w, '0');
-  return `${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}.${p(d.getMilliseconds(), 3)}`;
-}
+export { WallClock, formatClock };
 
 // ---------------------------------------------------------------- rendering
 
