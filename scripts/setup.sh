@@ -34,6 +34,7 @@ have_cmd python3 || need+=(python3)
 have_cmd pkg-config || need+=(pkg-config)
 have_cmd ping || need+=(iputils-ping)      # the lab's ping helper
 have_cmd nsenter || need+=(util-linux)
+have_cmd bpftrace || need+=(bpftrace)     # npm run bench: openat_snoop against bpftrace
 # Ubuntu's /usr/sbin/bpftool is a wrapper that fails without the kernel's
 # linux-tools package, so ask it to run rather than whether it exists.
 if ! bpftool version >/dev/null 2>&1; then
