@@ -44,6 +44,10 @@ struct {
 	__uint(max_entries, 16 << 20); /* the loader may resize it (--ring-size) */
 } events SEC(".maps");
 
+/* Makes clang emit struct openat_event into the object's BTF (a ring
+ * buffer has no value type), where test/layouts.test.ts checks its mirror. */
+struct openat_event *unused_openat_event __attribute__((unused));
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
