@@ -31,9 +31,11 @@ struct start {
 	__u32 pad;
 };
 
-/* thread id -> the openat it is in */
+/* thread id -> the openat it is in. LRU: a thread killed inside openat never
+ * reaches sys_exit, and its entry would stay; the least recently used go
+ * first instead of new calls failing once the map is full. */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 16384);
 	__type(key, __u32);
 	__type(value, struct start);
@@ -87,7 +89,7 @@ int openat_enter(struct trace_event_raw_sys_enter *ctx)
 	/* openat(int dfd, const char *filename, int flags, umode_t mode) */
 	struct start s = { .filename = (__u64)ctx->args[1], .flags = (__s32)ctx->args[2] };
 	__u32 tid = (__u32)id;
-	if (bpf_map_update_elem(&starts, &tid, &s, BPF_ANY)) {
+	if (bpf_map_update_elem(&starts, &tid, &s, BPF_ANY)) { /* rare with LRU */
 		struct openat_counters *c = counts();
 		if (c)
 			__sync_fetch_and_add(&c->untracked, 1);

@@ -25,7 +25,7 @@ struct openat_counters {
 	__u64 events;     /* events submitted to the ring */
 	__u64 unreadable; /* of those, with a file name that could not be read */
 	__u64 lost;       /* events dropped: the ring had no room */
-	__u64 untracked;  /* openat calls whose entry could not be kept (map full) */
+	__u64 untracked;  /* openat calls whose entry could not be kept (map update failed) */
 };
 
 #endif
