@@ -50,7 +50,7 @@ function spawnLoader(lab: DnatLab): { child: ChildProcess; shown: string } {
     process.execPath, '--import', 'tsx', join(REPO_ROOT, 'src', 'loaders', 'xdp_dnat.ts'),
     lab.lbClientIf, '--pin-dir', DEMO_PIN_DIR, '--interval', '3600'];
   const child = spawn(cmd[0], cmd.slice(1), { cwd: REPO_ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
-  return { child, shown: `ip netns exec ${lab.lb} ${tsxCommand('src/loaders/xdp_dnat.ts', cmd.slice(9))}` };
+  return { child, shown: `nsenter --net=/run/netns/${lab.lb} ${tsxCommand('src/loaders/xdp_dnat.ts', cmd.slice(9))}` };
 }
 
 async function demo(ctx: CommandContext): Promise<number> {

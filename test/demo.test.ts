@@ -113,7 +113,7 @@ describe.skipIf(!kernelTests())('the demo (npm start) leaves nothing however it 
     d.child.kill('SIGKILL');
     expect(await d.exited).toEqual({ code: null, signal: 'SIGKILL' });
     // Only the lab's namespaces stay (nothing runs in them); the next run removes them first.
-    await eventually(async () => (await leftovers()).every((l) => l.startsWith('namespace ')), 15_000);
+    await eventually(async () => (await leftovers()).every((l) => l.startsWith('namespace ')), 30_000);
     expect((await leftovers()).filter((l) => !l.startsWith('namespace '))).toEqual([]);
     await cleanup(TAG);
     expect(await leftAfter()).toEqual([]);
