@@ -5,7 +5,7 @@
  *   sudo npx tsx src/loaders/xdp_sock.ts veth0 --port 7777 [--drop] [--json]
  */
 import { InvalidArgumentError, Option } from 'commander';
-import { pollEvery, runLesson } from '../cli/lesson.js';
+import { parsePositiveInt, pollEvery, runLesson } from '../cli/lesson.js';
 import { XskSocket, type XskMode } from '../xsk/index.js';
 import { countersMap, renderXsk, setPort, XskEcho, XskReporter, xskJson, xsksMap } from '../lessons/xdp_sock.js';
 
@@ -17,7 +17,7 @@ function parsePort(v: string): number {
 
 let sock: XskSocket | undefined;
 
-await runLesson<{ port: number; drop: boolean; bind: XskMode; queue: number }, XskEcho | undefined>({
+await runLesson<{ port: number; drop: boolean; bind: XskMode; queue: number; ringSize: number }, XskEcho | undefined>({
   lesson: 'xdp_sock',
   description: 'steer UDP to a port into an AF_XDP socket and echo it from the rings (or --drop: count only)',
   json: true,
@@ -25,10 +25,15 @@ await runLesson<{ port: number; drop: boolean; bind: XskMode; queue: number }, X
     .requiredOption('--port <port>', 'UDP destination port to steer', parsePort)
     .option('--drop', 'only count the packets (no echo)', false)
     .addOption(new Option('--bind <mode>', 'AF_XDP bind mode (auto: zero-copy if the driver has it)').choices(['auto', 'copy', 'zerocopy']).default('auto'))
-    .option('--queue <n>', 'RX queue to bind to', (v) => Number(v), 0),
+    .option('--queue <n>', 'RX queue to bind to', (v) => Number(v), 0)
+    .option('--ring-size <n>', 'entries of each of the four rings (a power of two; the UMEM has twice as many frames)', parsePositiveInt, 2048),
   attach(ctx) {
     setPort(ctx.obj, ctx.opts.port);
-    const s = XskSocket.open({ ifindex: ctx.iface.index, queue: ctx.opts.queue, mode: ctx.opts.bind });
+    const n = ctx.opts.ringSize;
+    const s = XskSocket.open({
+      ifindex: ctx.iface.index, queue: ctx.opts.queue, mode: ctx.opts.bind,
+      rxSize: n, txSize: n, fillSize: n, completionSize: n, umem: { frameCount: 2 * n },
+    });
     sock = s;
     ctx.defer(() => s.close());
     s.setInMap(xsksMap(ctx.obj));
