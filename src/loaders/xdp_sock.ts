@@ -15,6 +15,12 @@ function parsePort(v: string): number {
   return n;
 }
 
+function parseQueue(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0 || n > 63) throw new InvalidArgumentError(`'${v}' is not a queue (0-63)`);
+  return n;
+}
+
 let sock: XskSocket | undefined;
 
 await runLesson<{ port: number; drop: boolean; bind: XskMode; queue: number; ringSize: number }, XskEcho | undefined>({
@@ -25,14 +31,14 @@ await runLesson<{ port: number; drop: boolean; bind: XskMode; queue: number; rin
     .requiredOption('--port <port>', 'UDP destination port to steer', parsePort)
     .option('--drop', 'only count the packets (no echo)', false)
     .addOption(new Option('--bind <mode>', 'AF_XDP bind mode (auto: zero-copy if the driver has it)').choices(['auto', 'copy', 'zerocopy']).default('auto'))
-    .option('--queue <n>', 'RX queue to bind to', (v) => Number(v), 0)
+    .option('--queue <n>', 'RX queue to bind to', parseQueue, 0)
     .option('--ring-size <n>', 'entries of each of the four rings (a power of two; the UMEM has twice as many frames)', parsePositiveInt, 2048),
   attach(ctx) {
     setPort(ctx.obj, ctx.opts.port);
     const n = ctx.opts.ringSize;
     const s = XskSocket.open({
       ifindex: ctx.iface.index, queue: ctx.opts.queue, mode: ctx.opts.bind,
-      rxSize: n, txSize: n, fillSize: n, completionSize: n, umem: { frameCount: 2 * n },
+      rxSize: n, txSize: ctx.opts.drop ? 0 : n, fillSize: n, completionSize: n, umem: { frameCount: 2 * n },
     });
     sock = s;
     ctx.defer(() => s.close());
