@@ -18,6 +18,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import { struct, u32, u64 } from '../codec.js';
+import type { SharedLayout } from './shared.js';
 import type { BpfMap, PerCpuMap } from '../map.js';
 import type { BpfObject } from '../object.js';
 import { formatRate, rate } from '../cli/output.js';
@@ -32,6 +33,11 @@ export const XskCounter = { MATCHED: 0, NO_SOCKET: 1 } as const;
 
 /** struct xsk_config. */
 export const xskConfig = struct('xsk_config', { port: 'u16', pad: { pad: 2 } });
+
+/** The structs of bpf/xdp_sock/xdp_sock.h, checked against the object's BTF by test/layouts.test.ts. */
+export const sharedLayouts: SharedLayout[] = [
+  { object: 'xdp_sock', cName: 'xsk_config', codec: xskConfig },
+];
 
 /** The XSKMAP of a loaded xdp_sock object: queue → socket fd. Throws a BpfError. */
 export function xsksMap(obj: BpfObject): BpfMap<number, number> {
