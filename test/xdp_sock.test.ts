@@ -8,9 +8,13 @@
  * (every datagram the program matched is received or in a drop statistic);
  * a loader killed with SIGKILL leaves no program attached or loaded.
  */
+import { spawnSync } from 'node:child_process';
 import { createSocket } from 'node:dgram';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { queryXdp } from '../src/index.js';
+import { BpfError, Errno, queryXdp } from '../src/index.js';
+import { REPO_ROOT } from '../src/cli/build.js';
+import { XskSocket } from '../src/xsk/index.js';
 import { pairLab, ping, runNs, sendUdp, type PairLab } from '../src/lab/index.js';
 import { kernelTests } from './helpers/kernel.js';
 import { eventually, programLoaded, startLoader, stopAllLoaders, type LoaderProcess } from './helpers/loader.js';
@@ -134,6 +138,33 @@ describe.skipIf(!kernelTests())('xdp_sock on a veth', () => {
       });
     }
   }, 120_000);
+
+  it('the library: copy mode on a veth, typed statistics, close() twice and `using`, EBADF after close, EINVAL for a bad ring', () => {
+    let outer: XskSocket | undefined;
+    {
+      using s = XskSocket.open({ ifindex: lab.hostIfindex, rxSize: 256, txSize: 256, fillSize: 256, completionSize: 256, umem: { frameCount: 512 } });
+      outer = s;
+      expect(s.mode).toBe('copy');
+      expect([s.rx!.size, s.tx!.size, s.fill.size, s.completion.size, s.rxOffset]).toEqual([256, 256, 256, 256, 256]);
+      expect(s.statistics()).toEqual({ rxDropped: 0, rxInvalidDescs: 0, txInvalidDescs: 0, rxRingFull: 0, rxFillRingEmptyDescs: 0, txRingEmptyDescs: 0 });
+      expect(s.refill()).toBe(256);
+      expect(s.fill.indices()).toEqual({ producer: 256, consumer: 0 });
+      expect(s.umem.freeFrames).toBe(256);
+    }
+    expect(outer.closed).toBe(true);
+    outer.close();
+    expect(() => outer!.statistics()).toThrow(BpfError);
+    try { outer.refill(); } catch (e) { expect((e as BpfError).errno).toBe(Errno.EBADF); }
+    expect(() => XskSocket.open({ ifindex: lab.hostIfindex, rxSize: 100 })).toThrow(/rx ring size 100 is not a power of two \(EINVAL\)/);
+  });
+
+  it('a UMEM over RLIMIT_MEMLOCK without CAP_IPC_LOCK: one line, ENOBUFS', () => {
+    const js = `import { XskSocket } from ${JSON.stringify(join(REPO_ROOT, 'src', 'xsk', 'index.ts'))};
+try { XskSocket.open({ ifindex: ${lab.hostIfindex} }).close(); console.log('opened'); } catch (e) { console.log(e.message); }`;
+    const r = spawnSync('setpriv', ['--inh-caps=-ipc_lock', '--bounding-set=-ipc_lock', 'prlimit', '--memlock=65536:65536',
+      process.execPath, '--import', 'tsx', '--input-type=module', '-e', js], { cwd: REPO_ROOT, encoding: 'utf8', timeout: 30_000 });
+    expect(r.stdout.trim()).toBe(`register UMEM of AF_XDP socket on ifindex ${lab.hostIfindex} queue 0: the UMEM counts against RLIMIT_MEMLOCK: raise it (ulimit -l) or run as root with CAP_IPC_LOCK (ENOBUFS)`);
+  });
 
   it('SIGKILL leaves no program attached or loaded', async () => {
     const l = startLoader('xdp_sock', [lab.hostIf, '--port', String(PORT)]);
