@@ -87,9 +87,10 @@ export function parseStatistics(b: Buffer): XskStatistics {
 }
 
 /**
- * An AF_XDP socket with its own UMEM, bound to one queue. Kernel 5.4+ (need-
- * wakeup 5.4, 32-byte xdp_umem_reg 6.8 accepts the older sizes too), root or
- * CAP_NET_RAW + CAP_BPF. close() is idempotent; `using` disposes it.
+ * An AF_XDP socket with its own UMEM, bound to one queue. Needs kernel 5.4+
+ * (need-wakeup, XDP_OPTIONS; tested on 6.18, where xdp_umem_reg is 32 bytes)
+ * and CAP_NET_RAW (root); without CAP_IPC_LOCK the UMEM counts against
+ * RLIMIT_MEMLOCK. close() is idempotent; `using` disposes it.
  */
 export class XskSocket {
   readonly fd: number;
