@@ -46,6 +46,8 @@ export const Errno = Object.freeze({
   ENOTTY: errnoValue('ENOTTY'),
   ENOTSOCK: errnoValue('ENOTSOCK'),
   EOPNOTSUPP: errnoValue('EOPNOTSUPP'),
+  ENOBUFS: errnoValue('ENOBUFS'),
+  ENETDOWN: errnoValue('ENETDOWN'),
   EADDRNOTAVAIL: errnoValue('EADDRNOTAVAIL'),
   ENOTSUPP: 524,
   LIBBPF_ERRNO__START: 4000,
