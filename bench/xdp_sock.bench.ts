@@ -33,6 +33,8 @@ const TAG = 'xskb';
 export interface ReceiverResult {
   received: number;
   echoed: number;
+  /** Received but not sent back (not UDP, or the TX ring was full). */
+  not_echoed: number;
   seconds: number;
   stats: { rx_dropped: number; rx_invalid_descs: number; tx_invalid_descs: number; rx_ring_full: number; rx_fill_ring_empty_descs: number; tx_ring_empty_descs: number };
 }
@@ -149,7 +151,7 @@ const bench: BenchModule = {
       rows.push({
         group: 'xdp_sock', figure: mode === 'count' ? 'AF_XDP receive, count only' : 'AF_XDP UDP echo (echoed)', unit: 'pkt/s', ts: pps(t), c: pps(c),
         ratio, goal: `TS/C >= ${goal}`, pass: ratio === undefined ? undefined : ratio >= goal,
-        note: `${mode === 'count' ? `${how}. ` : `frames the peer received: TS ${t?.echoesSeen ?? '-'}, C ${c?.echoesSeen ?? '-'} (of ${t?.r.echoed ?? '-'}, ${c?.r.echoed ?? '-'} echoed), with a bad UDP checksum: TS ${t?.csumErrors ?? '-'}, C ${c?.csumErrors ?? '-'}. `}TS: ${detail(t)}; C: ${detail(c)}`,
+        note: `${mode === 'count' ? `${how}. ` : `frames the peer received: TS ${t?.echoesSeen ?? '-'}, C ${c?.echoesSeen ?? '-'} (of ${t?.r.echoed ?? '-'}, ${c?.r.echoed ?? '-'} echoed; received but not echoed (TX ring full, dropped by the service): TS ${t?.r.not_echoed ?? '-'}, C ${c?.r.not_echoed ?? '-'}), with a bad UDP checksum: TS ${t?.csumErrors ?? '-'}, C ${c?.csumErrors ?? '-'}. `}TS: ${detail(t)}; C: ${detail(c)}`,
       });
     }
     const worst = Math.max(...all.map(loss));

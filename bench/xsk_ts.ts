@@ -6,7 +6,7 @@
  * watched on Node's event loop, batches of 64; echo or count only).
  * Usage: tsx bench/xsk_ts.ts <ifname> <xskmap_pin> count|echo <seconds>
  *   stderr: "ready" once the socket is in the map
- *   stdout: {"received": n, "echoed": n, "seconds": s, "stats": {...}} (as xsk_ref)
+ *   stdout: {"received": n, "echoed": n, "not_echoed": n, "seconds": s, "stats": {...}} (as xsk_ref)
  */
 import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
@@ -41,7 +41,7 @@ const finish = () => {
   map.close();
   sock.close();
   process.stdout.write(`${JSON.stringify({
-    received: echo.counts.rx, echoed: mode === 'echo' ? echo.counts.completed : 0, seconds,
+    received: echo.counts.rx, echoed: mode === 'echo' ? echo.counts.completed : 0, not_echoed: mode === 'echo' ? echo.counts.notEchoed : 0, seconds,
     stats: { rx_dropped: s.rxDropped, rx_invalid_descs: s.rxInvalidDescs, tx_invalid_descs: s.txInvalidDescs, rx_ring_full: s.rxRingFull, rx_fill_ring_empty_descs: s.rxFillRingEmptyDescs, tx_ring_empty_descs: s.txRingEmptyDescs },
   })}\n`);
 };

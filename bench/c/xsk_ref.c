@@ -10,7 +10,8 @@
  * from the completion ring).
  * Usage: xsk_ref <ifname> <xskmap_pin> count|echo <seconds> [queue]
  *   stderr: "ready" once the socket is in the map
- *   stdout: {"received": n, "echoed": n, "seconds": s, "stats": {...}} */
+ *   stdout: {"received": n, "echoed": n, "not_echoed": n, "seconds": s, "stats": {...}}
+ * (not_echoed: received but not sent back; this one waits for TX room, so only non-UDP frames) */
 #define _GNU_SOURCE
 #include <bpf/bpf.h>
 #include <errno.h>
@@ -224,7 +225,8 @@ int main(int argc, char **argv)
 		} else {
 			struct xdp_desc *td = tx.descs;
 			uint32_t sent = 0, fp = fill.cached, back = 0;
-			while (RING - (tx.cached - load_acq(tx.consumer)) < avail) ;
+			/* Wait for TX room, kicking: copy mode sends at most 32 frames per sendto (the kernel's TX_BATCH_SIZE). */
+			while (RING - (tx.cached - load_acq(tx.consumer)) < avail) { sendto(fd, NULL, 0, MSG_DONTWAIT, NULL, 0); kicks++; }
 			for (uint32_t i = 0; i < avail; i++) {
 				struct xdp_desc d = rd[(rx.cached + i) & (RING - 1)];
 				if (echo(umem + d.addr, d.len)) {
@@ -263,8 +265,8 @@ int main(int argc, char **argv)
 	memset(&st, 0, sizeof(st));
 	if (getsockopt(fd, SOL_XDP, XDP_STATISTICS, &st, &sl)) die("XDP_STATISTICS");
 	bpf_map_delete_elem(map, &queue);
-	printf("{\"received\": %ld, \"echoed\": %ld, \"kicks\": %ld, \"seconds\": %.6f, \"stats\": {\"rx_dropped\": %llu, \"rx_invalid_descs\": %llu, \"tx_invalid_descs\": %llu, \"rx_ring_full\": %llu, \"rx_fill_ring_empty_descs\": %llu, \"tx_ring_empty_descs\": %llu}}\n",
-	       received, echoed, kicks, t, (unsigned long long)st.rx_dropped, (unsigned long long)st.rx_invalid_descs,
+	printf("{\"received\": %ld, \"echoed\": %ld, \"not_echoed\": %ld, \"kicks\": %ld, \"seconds\": %.6f, \"stats\": {\"rx_dropped\": %llu, \"rx_invalid_descs\": %llu, \"tx_invalid_descs\": %llu, \"rx_ring_full\": %llu, \"rx_fill_ring_empty_descs\": %llu, \"tx_ring_empty_descs\": %llu}}\n",
+	       received, echoed, echoing ? received - echoed : 0, kicks, t, (unsigned long long)st.rx_dropped, (unsigned long long)st.rx_invalid_descs,
 	       (unsigned long long)st.tx_invalid_descs, (unsigned long long)st.rx_ring_full,
 	       (unsigned long long)st.rx_fill_ring_empty_descs, (unsigned long long)st.tx_ring_empty_descs);
 	close(map);
