@@ -32,8 +32,9 @@ import { join } from 'node:path';
 import { BpfObject } from '../src/index.js';
 import { ensureObject } from '../src/cli/build.js';
 import { FirewallTable, PROGRAM } from '../src/lessons/xdp_firewall.js';
-import { pairLab, ping, run, runNs, type PairLab } from '../src/lab/index.js';
-import { buildC, type BenchRow } from './lib.js';
+import { pairLab, ping, run, type PairLab } from '../src/lab/index.js';
+import { type BenchRow } from './lib.js';
+import { udpFlood } from './udp_flood.js';
 import { formatIpv4 } from '../src/index.js';
 
 /** A small seeded PRNG (mulberry32): the same prefixes every run. */
@@ -83,11 +84,6 @@ async function removeFilters(ifname: string): Promise<void> {
   }
 }
 
-async function flood(lab: PairLab, bin: string, seconds: number): Promise<{ sent: number; seconds: number }> {
-  const { stdout } = await runNs(lab.ns, [bin, lab.peerIf, lab.hostMac, SRC, lab.hostIp, String(PORT), String(seconds)], { timeoutMs: (seconds + 20) * 1000 });
-  return JSON.parse(stdout) as { sent: number; seconds: number };
-}
-
 async function iptDropped(ipt: string): Promise<number> {
   const { stdout } = await run([ipt, '-t', 'raw', '-L', CHAIN, '-v', '-x', '-n']);
   return stdout.split('\n').slice(2).reduce((a, l) => a + (Number(l.trim().split(/\s+/)[0]) || 0), 0);
@@ -109,10 +105,10 @@ async function nftDropped(): Promise<number> {
 }
 
 /** Measures one mode: installs its filter, floods, reads its drop counter, removes the filter. */
-async function measure(mode: Mode, lab: PairLab, bin: string, prefixes: string[], seconds: number, dir: string): Promise<{ sent: number; dropped: number; seconds: number }> {
+async function measure(mode: Mode, lab: PairLab, prefixes: string[], seconds: number, dir: string): Promise<{ sent: number; dropped: number; seconds: number }> {
   const ifname = lab.hostIf;
   if (mode === 'none') {
-    const r = await flood(lab, bin, seconds);
+    const r = await udpFlood(lab, SRC, lab.hostIp, PORT, seconds);
     return { sent: r.sent, dropped: 0, seconds: r.seconds };
   }
   if (mode === 'xdp') {
@@ -123,7 +119,7 @@ async function measure(mode: Mode, lab: PairLab, bin: string, prefixes: string[]
       const link = obj.program(PROGRAM).attachXdp(lab.hostIfindex, { mode: 'native' });
       try {
         const before = table.stats().drop_prefix;
-        const r = await flood(lab, bin, seconds);
+        const r = await udpFlood(lab, SRC, lab.hostIp, PORT, seconds);
         return { sent: r.sent, dropped: table.stats().drop_prefix - before, seconds: r.seconds };
       } finally {
         link.detach();
@@ -137,13 +133,13 @@ async function measure(mode: Mode, lab: PairLab, bin: string, prefixes: string[]
       const file = join(dir, 'fw.nft');
       writeFileSync(file, `table ip ${NFT_TABLE} {\n  set block {\n    type ipv4_addr; flags interval; auto-merge;\n    elements = { ${prefixes.join(', ')} }\n  }\n  chain pre {\n    type filter hook prerouting priority raw; policy accept;\n    iifname "${ifname}" ip saddr @block counter drop\n  }\n}\n`);
       await run(['nft', '-f', file]);
-      const r = await flood(lab, bin, seconds);
+      const r = await udpFlood(lab, SRC, lab.hostIp, PORT, seconds);
       return { sent: r.sent, dropped: await nftDropped(), seconds: r.seconds };
     }
     const file = join(dir, 'fw.rules');
     writeFileSync(file, `*raw\n:${CHAIN} - [0:0]\n-A PREROUTING -i ${ifname} -j ${CHAIN}\n${prefixes.map((p) => `-A ${CHAIN} -s ${p} -j DROP`).join('\n')}\nCOMMIT\n`);
     await run(['sh', '-c', `${mode}-restore --noflush < ${file}`]);
-    const r = await flood(lab, bin, seconds);
+    const r = await udpFlood(lab, SRC, lab.hostIp, PORT, seconds);
     return { sent: r.sent, dropped: await iptDropped(mode), seconds: r.seconds };
   } finally {
     await removeFilters(ifname);
@@ -155,7 +151,6 @@ export async function wireRows(quick: boolean): Promise<BenchRow[]> {
   for (const tool of ['nft', 'iptables', 'iptables-legacy']) {
     try { await run(['sh', '-c', `command -v ${tool}`]); } catch { throw new Error(`${tool} is not installed (scripts/setup.sh installs nftables and iptables)`); }
   }
-  const bin = buildC('udp_flood');
   const prefixes = [...randomPrefixes(9_999, 23).filter((p) => !p.startsWith('198.18.')), SRC_PREFIX];
   while (prefixes.length < 10_000) prefixes.unshift(`10.${prefixes.length & 255}.${(prefixes.length >> 8) & 255}.0/24`);
   const seconds = quick ? 1 : 3;
@@ -174,7 +169,7 @@ export async function wireRows(quick: boolean): Promise<BenchRow[]> {
     if (await ping(lab.ns, lab.hostIp, 1) !== 1) throw new Error('the lab pair does not answer pings');
     for (let r = 0; r < rounds; r++) {
       for (const m of modes) {
-        const x = await measure(m, lab, bin, prefixes, seconds, dir);
+        const x = await measure(m, lab, prefixes, seconds, dir);
         const prev = best.get(m);
         const score = (v: { sent: number; dropped: number; seconds: number }) => (m === 'none' ? v.sent : v.dropped) / v.seconds;
         if (!prev || score(x) > score(prev)) best.set(m, x);

@@ -1,4 +1,4 @@
-/* A sender for the xdp_firewall wire figures: as many 60-byte UDP frames
+/* A sender for the wire figures (xdp_firewall, xdp_sock): as many 60-byte UDP frames
  * (64 on the wire with the FCS) as one CPU can put on an interface for a
  * fixed time, built once and sent through an AF_PACKET socket with
  * PACKET_QDISC_BYPASS and sendmmsg (64 per call): no socket, routing or
@@ -65,8 +65,16 @@ int main(int argc, char **argv)
 	udp[0] = 0x9c; udp[1] = 0x40; /* source port 40000 */
 	int port = atoi(argv[5]);
 	udp[2] = port >> 8; udp[3] = port & 0xff;
-	udp[5] = 26; /* length 8 + 18; checksum 0: none */
+	udp[5] = 26; /* length 8 + 18 */
 	memset(udp + 8, 'x', 18);
+	/* A real UDP checksum (pseudo-header + datagram), so that a receiver that echoes recomputes one. */
+	uint8_t ph[12 + 26];
+	memcpy(ph, ip + 12, 8);
+	ph[8] = 0; ph[9] = 17; ph[10] = 0; ph[11] = 26;
+	memcpy(ph + 12, udp, 26);
+	c = csum(ph, sizeof(ph));
+	if (c == 0) c = 0xffff;
+	udp[6] = c >> 8; udp[7] = c & 0xff;
 	struct sockaddr_ll to = { .sll_family = AF_PACKET, .sll_ifindex = ifindex, .sll_halen = 6 };
 	memcpy(to.sll_addr, f, 6);
 	struct iovec iov = { .iov_base = f, .iov_len = sizeof(f) };
