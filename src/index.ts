@@ -20,3 +20,4 @@ export { setLibbpfLogger, type LibbpfLogger, type LibbpfLogLevel } from './ffi/l
 export { errnoName, Errno } from './ffi/errno.js';
 export { isRoot } from './ffi/sys.js';
 export { RingBufReader, type RingBufReaderOptions, type RingBufStats, type WaitOptions, type ConsumeOptions, type RawRecordHandler, type RingViews } from './ringbuf/reader.js';
+export * from './xsk/index.js';

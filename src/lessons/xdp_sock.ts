@@ -171,7 +171,16 @@ export class XskEcho {
         rx.release(n);
         c.rx += n;
       } else {
-        const room = tx.reserve(n);
+        let room = tx.reserve(n);
+        // Copy mode transmits a bounded batch per kick: make room by kicking
+        // and collecting completions before a frame is given up on.
+        for (let tries = 0; room < n && tries < 16; tries++) {
+          sock.kickTx(true);
+          c.completed += sock.complete();
+          const more = tx.reserve(n);
+          if (more === room && tries >= 2) break; // the kernel is not sending: give up for now
+          room = more;
+        }
         let j = 0;
         for (let k = 0; k < n; k++) {
           const addr = rx.addr(k);
