@@ -315,6 +315,7 @@ describe.skipIf(!kernelTests())('tracing attach (kernel)', () => {
     await loader.waitFor('counted');
     expect(loader.stderr()).toContain('attached tracepoint on_getppid on syscalls:sys_enter_getppid');
     expect(loader.stderr()).toContain(`attached uprobe on_traced_add on ${binary}:traced_add (every process)`);
+    await loader.waitForStdout('}'); // stdout is buffered (Output): it may come after the stderr line
     expect(JSON.parse(loader.stdout().trim())).toEqual({ tracepoint: 3, raw: 3 });
     const ours = new Set(loadedPrograms().filter((p) => ['on_getppid', 'on_sys_enter', 'on_traced_add'].includes(p.name ?? '')).map((p) => p.id));
     const links = linkProgIds().filter((l) => !before.has(l.id) && ours.has(l.prog_id));

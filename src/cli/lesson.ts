@@ -167,7 +167,10 @@ export async function runLesson<O, R = void>(spec: LessonSpec<O, R>, argv: strin
   let ran: { result: R } | undefined;
   const ac = new AbortController();
   const out = new Output(() => ac.abort());
-  const log = (msg: string) => process.stderr.write(`${msg}\n`);
+  // stderr's reader may be gone (a parent that died, `2>&1 | head`): an
+  // unhandled EPIPE there would kill the loader before it detached and unpinned.
+  process.stderr.on('error', () => { /* nothing more can be said */ });
+  const log = (msg: string) => { try { process.stderr.write(`${msg}\n`); } catch { /* reader gone */ } };
   const onSignal = () => ac.abort();
   for (const s of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(s, onSignal);
   // Stop as on SIGTERM when the process the user started (npx, tsx, sudo...) goes away.
