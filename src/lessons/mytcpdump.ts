@@ -261,14 +261,7 @@ export function countersMap(obj: BpfObject): PerCpuMap<number, CountersValue> {
 
 /** The counters summed over CPUs. Throws a BpfError. */
 export function readCounters(map: PerCpuMap<number, CountersValue>): CountersValue {
-  const sum = Counters.zero();
-  for (const c of map.get(0) ?? []) {
-    sum.packets += c.packets;
-    sum.filtered += c.filtered;
-    sum.events += c.events;
-    sum.lost += c.lost;
-  }
-  return sum;
+  return map.summed(0) ?? Counters.zero();
 }
 
 /** A capture's reader: the events ring, decoded, with the kernel's lost counter. */

@@ -242,14 +242,7 @@ export function countersMap(obj: BpfObject): PerCpuMap<number, CountersValue> {
 
 /** The counters summed over CPUs. Throws a BpfError. */
 export function readCounters(map: PerCpuMap<number, CountersValue>): CountersValue {
-  const sum = Counters.zero();
-  for (const c of map.get(0) ?? []) {
-    sum.events += c.events;
-    sum.unreadable += c.unreadable;
-    sum.lost += c.lost;
-    sum.untracked += c.untracked;
-  }
-  return sum;
+  return map.summed(0) ?? Counters.zero();
 }
 
 /** A snoop's reader: the events ring, decoded, with the kernel's counters. */

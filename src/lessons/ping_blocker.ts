@@ -180,14 +180,7 @@ export function formatPingSummary(c: PingCountersValue): string {
 
 /** The counters summed over CPUs. Throws a BpfError. */
 export function readPingCounters(map: PerCpuMap<number, PingCountersValue>): PingCountersValue {
-  const sum = PingCounters.zero();
-  for (const c of map.get(0) ?? []) {
-    sum.icmp += c.icmp;
-    sum.dropped += c.dropped;
-    sum.events += c.events;
-    sum.lost += c.lost;
-  }
-  return sum;
+  return map.summed(0) ?? PingCounters.zero();
 }
 
 /** A loaded object's event stream and counters. */

@@ -143,14 +143,7 @@ export function formatSummary(rows: SourceTally[], c: CountersValue): string[] {
 
 /** The counters summed over CPUs. Throws a BpfError. */
 export function readCounters(map: PerCpuMap<number, CountersValue>): CountersValue {
-  const sum = Counters.zero();
-  for (const c of map.get(0) ?? []) {
-    sum.ipv4 += c.ipv4;
-    sum.ipv6 += c.ipv6;
-    sum.events += c.events;
-    sum.lost += c.lost;
-  }
-  return sum;
+  return map.summed(0) ?? Counters.zero();
 }
 
 /** A capture's reader: the events ring, decoded, with the kernel's counters. */

@@ -176,14 +176,7 @@ export function countersMap(obj: BpfObject): PerCpuMap<number, DscpCountersValue
 
 /** The counters summed over CPUs. Throws a BpfError. */
 export function readCounters(map: PerCpuMap<number, DscpCountersValue>): DscpCountersValue {
-  const sum = DscpCounters.zero();
-  for (const c of map.get(0) ?? []) {
-    sum.marked += c.marked;
-    sum.already += c.already;
-    sum.unmatched += c.unmatched;
-    sum.skipped += c.skipped;
-  }
-  return sum;
+  return map.summed(0) ?? DscpCounters.zero();
 }
 
 /** One reading: the counters and the marking rate since the previous one. */
