@@ -37,6 +37,7 @@ have_cmd nsenter || need+=(util-linux)
 have_cmd nft || need+=(nftables)        # bench xdp_firewall: the nftables comparison
 have_cmd iptables-legacy || need+=(iptables)  # bench xdp_firewall: the iptables comparison
 have_cmd bpftrace || need+=(bpftrace)     # npm run bench: openat_snoop against bpftrace
+{ [ -f "$arch_inc/sys/sdt.h" ] || [ -f /usr/include/sys/sdt.h ]; } || need+=(systemtap-sdt-dev)  # USDT notes in test binaries
 # Ubuntu's /usr/sbin/bpftool is a wrapper that fails without the kernel's
 # linux-tools package, so ask it to run rather than whether it exists.
 if ! bpftool version >/dev/null 2>&1; then
