@@ -21,3 +21,4 @@ export { errnoName, Errno } from './ffi/errno.js';
 export { isRoot } from './ffi/sys.js';
 export { RingBufReader, type RingBufReaderOptions, type RingBufStats, type WaitOptions, type ConsumeOptions, type RawRecordHandler, type RingViews } from './ringbuf/reader.js';
 export * from './xsk/index.js';
+export { PerfBufReader, type PerfBufReaderOptions, type PerfBufStats, type PerfWaitOptions, type PerfConsumeOptions } from './perfbuf/reader.js';
