@@ -1,0 +1,143 @@
+/**
+ * The perf buffer reader on real perf rings, filled by the perf_vs_ringbuf
+ * lesson's programs on syscalls:sys_enter_getppid filtered to this
+ * process: the test itself makes exactly N getppid calls (parentPid(), a
+ * libc call each), so both paths must deliver exactly N events. Checked:
+ * exact counts through both readers, per-CPU order, waking from the event
+ * loop (consume, records), LOST records counted exactly when the reader
+ * does not read and a CPU's ring is one page, close() twice, errors.
+ */
+import { afterAll, describe, expect, it } from 'vitest';
+import { BpfError, BpfObject, PerfBufReader, u32 } from '../src/index.js';
+import { ensureObject } from '../src/cli/build.js';
+import { parentPid } from '../src/ffi/sys.js';
+import { attachPvr, configurePvr, COUNTERS_MAP, openPvr, PERF_MAP, PvrCounters, PvrEvent, type PvrEventValue } from '../src/lessons/perf_vs_ringbuf.js';
+import type { Link } from '../src/link.js';
+import { kernelTests } from './helpers/kernel.js';
+
+const opened: Array<{ close(): void } | { detach(): void }> = [];
+
+/** The lesson's object loaded with the filter on this process, attached to getppid. */
+function loaded(): { obj: BpfObject; links: [Link, Link] } {
+  const obj = BpfObject.open(ensureObject('perf_vs_ringbuf'));
+  opened.push(obj);
+  configurePvr(obj, { pid: process.pid, skipPid: 0, ringSize: 1 << 20 });
+  obj.load();
+  const links = attachPvr(obj, 'syscalls:sys_enter_getppid');
+  opened.push(...links);
+  return { obj, links };
+}
+
+function calls(n: number): void {
+  for (let i = 0; i < n; i++) parentPid();
+}
+
+describe.skipIf(!kernelTests())('perf buffer reader on real perf rings', () => {
+  afterAll(() => {
+    for (const o of opened.reverse()) ('detach' in o ? o.detach() : o.close());
+  });
+
+  it('receives exactly the N events of N syscalls, as the ring buffer does, each CPU in order', () => {
+    const { obj } = loaded();
+    const r = openPvr(obj, { perfPages: 64, wakeupEvents: 1 });
+    opened.push(r);
+    const N = 5000;
+    calls(N);
+    const perf: PvrEventValue[] = [];
+    const ring: PvrEventValue[] = [];
+    expect(r.perf.read((e) => perf.push(e))).toBe(N);
+    expect(r.ring.read((e) => ring.push(e))).toBe(N);
+    expect(perf.every((e) => e.pid === process.pid && e.tid === process.pid)).toBe(true);
+    // Within one CPU, the perf ring keeps the order the events were sent in.
+    const byCpu = new Map<number, PvrEventValue[]>();
+    for (const e of perf) byCpu.set(e.cpu, [...(byCpu.get(e.cpu) ?? []), e]);
+    for (const evs of byCpu.values()) {
+      for (let i = 1; i < evs.length; i++) {
+        expect(evs[i].cpu_seq).toBe(evs[i - 1].cpu_seq + 1);
+        expect(evs[i].ts_ns >= evs[i - 1].ts_ns).toBe(true);
+      }
+    }
+    const c = r.counters();
+    expect(c).toMatchObject({ perf_sent: N, perf_failed: 0, rb_sent: N, rb_failed: 0 });
+    expect(r.perf.stats()).toEqual({ consumed: N, lost: 0, pending: 0 });
+    expect(r.perf.cpus.length).toBeGreaterThan(0);
+    r.close();
+  });
+
+  it('counts LOST records exactly when the reader does not keep up with a one-page ring', () => {
+    const { obj } = loaded();
+    using pb = PerfBufReader.open(obj, PERF_MAP, { codec: PvrEvent, pageCount: 1 });
+    expect(pb.size).toBe(4096);
+    const counters = openCounters(obj);
+    calls(3000); // 40-byte records: about 100 fit in one page
+    const got1 = pb.read(() => {});
+    expect(got1).toBeGreaterThan(0);
+    expect(got1).toBeLessThan(3000);
+    // The kernel writes its LOST record when the next sample finds room.
+    calls(10);
+    pb.read(() => {});
+    const c = counters();
+    expect(c.perf_failed).toBeGreaterThan(2000);
+    expect(pb.lost).toBe(c.perf_failed);
+    expect(pb.consumed + pb.lost).toBe(3010);
+    expect(pb.consumed).toBe(c.perf_sent);
+  });
+
+  it('hands events to consume() and records() from the event loop', async () => {
+    const { obj } = loaded();
+    const r = openPvr(obj, { perfPages: 8, wakeupEvents: 1 });
+    opened.push(r);
+    let n = 0;
+    const ac = new AbortController();
+    const done = r.perf.consume(() => { if (++n === 300) ac.abort(); }, { signal: ac.signal });
+    for (let i = 0; i < 3; i++) {
+      calls(100);
+      await new Promise((res) => setTimeout(res, 20));
+    }
+    await done;
+    expect(n).toBe(300);
+    // The async iterator, one record at a time; breaking out loses nothing.
+    const seen: number[] = [];
+    setTimeout(() => calls(5), 20);
+    for await (const e of r.perf) {
+      seen.push(e.pid);
+      if (seen.length === 3) break;
+    }
+    expect(seen).toEqual([process.pid, process.pid, process.pid]);
+    expect(r.perf.read(() => {})).toBe(2);
+    r.close();
+  });
+
+  it('closes twice; after close the kernel side finds no ring and the counters stay readable', () => {
+    const { obj } = loaded();
+    const pb = PerfBufReader.open(obj, PERF_MAP, { codec: PvrEvent, pageCount: 2 });
+    const counters = openCounters(obj);
+    calls(10);
+    expect(pb.read(() => {})).toBe(10);
+    pb.close();
+    pb.close();
+    expect(pb.closed).toBe(true);
+    expect(pb.consumed).toBe(10);
+    expect(pb.pending()).toBe(0);
+    expect(() => pb.read(() => {})).toThrow(/read perf buffer perf_events: reader is closed \(EBADF\)/);
+    calls(5);
+    expect(counters().perf_failed).toBe(5);
+    // A new reader on the same map works again.
+    using again = PerfBufReader.open(obj, PERF_MAP, { codec: PvrEvent, pageCount: 2 });
+    calls(7);
+    expect(again.read(() => {})).toBe(7);
+  });
+
+  it('refuses a map that is not a perf event array, and a page count that is not a power of two', () => {
+    const { obj } = loaded();
+    expect(() => PerfBufReader.open(obj, 'counters')).toThrow(BpfError);
+    expect(() => PerfBufReader.open(obj, 'counters')).toThrow(/open perf buffer counters: its type is percpu_array, not perf_event_array \(EINVAL\)/);
+    expect(() => PerfBufReader.open(obj, PERF_MAP, { pageCount: 3 })).toThrow(/pageCount 3 is not a power of two \(EINVAL\)/);
+  });
+});
+
+/** The kernel's counters of the object, summed over CPUs. */
+function openCounters(obj: BpfObject): () => ReturnType<typeof PvrCounters.zero> {
+  const m = obj.perCpuMap(COUNTERS_MAP, u32, PvrCounters);
+  return () => m.summed(0)!;
+}
