@@ -8,7 +8,11 @@
  *
  *   getppid_loop flat <seconds>
  *     After a line on stdin: getppid in a loop until <seconds> have passed.
- *     Prints {"calls", "seconds", "rate"}. */
+ *     Prints {"calls", "seconds", "rate"}.
+ *
+ *   getppid_loop rate <seconds> <per_second>
+ *     The same, paced: calls in batches of 16 as long as it is behind
+ *     <per_second> x the time elapsed, spinning otherwise. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,8 +30,9 @@ static double now_ns(void)
 int main(int argc, char **argv)
 {
 	char line[64];
-	if (argc != 3 || (strcmp(argv[1], "count") && strcmp(argv[1], "flat"))) {
-		fprintf(stderr, "usage: getppid_loop count <n> | flat <seconds>\n");
+	int paced = argc == 4 && !strcmp(argv[1], "rate");
+	if (!paced && (argc != 3 || (strcmp(argv[1], "count") && strcmp(argv[1], "flat")))) {
+		fprintf(stderr, "usage: getppid_loop count <n> | flat <seconds> | rate <seconds> <per_second>\n");
 		return 2;
 	}
 	if (!fgets(line, sizeof(line), stdin))
@@ -44,6 +49,18 @@ int main(int argc, char **argv)
 	}
 	double secs = atof(argv[2]), t0 = now_ns(), end = t0 + secs * 1e9, t;
 	long calls = 0;
+	if (paced) {
+		double per_ns = atof(argv[3]) / 1e9;
+		while ((t = now_ns()) < end) {
+			if (calls < (t - t0) * per_ns) {
+				for (int i = 0; i < 16; i++)
+					syscall(SYS_getppid);
+				calls += 16;
+			}
+		}
+		printf("{\"calls\": %ld, \"seconds\": %.3f, \"rate\": %.0f}\n", calls, (t - t0) / 1e9, calls / ((t - t0) / 1e9));
+		return 0;
+	}
 	do {
 		for (int i = 0; i < 256; i++)
 			syscall(SYS_getppid);
