@@ -7,6 +7,7 @@
  * loop (consume, records), LOST records counted exactly when the reader
  * does not read and a CPU's ring is one page, close() twice, errors.
  */
+import { execFileSync } from 'node:child_process';
 import { afterAll, describe, expect, it } from 'vitest';
 import { BpfError, BpfObject, PerfBufReader, u32 } from '../src/index.js';
 import { ensureObject } from '../src/cli/build.js';
@@ -106,6 +107,31 @@ describe.skipIf(!kernelTests())('perf buffer reader on real perf rings', () => {
     expect(seen).toEqual([process.pid, process.pid, process.pid]);
     expect(r.perf.read(() => {})).toBe(2);
     r.close();
+  });
+
+  it('wakes the reader only every wakeupEvents samples of a CPU', async () => {
+    const { obj } = loaded();
+    // Keep this thread on one CPU so that every sample goes to one perf ring.
+    const mask = /: ([0-9a-f,]+)\s*$/.exec(execFileSync('taskset', ['-p', String(process.pid)], { encoding: 'utf8' }))![1];
+    execFileSync('taskset', ['-p', '-c', '0', String(process.pid)], { stdio: 'ignore' });
+    try {
+      using pb = PerfBufReader.open(obj, PERF_MAP, { codec: PvrEvent, pageCount: 2, wakeupEvents: 50 });
+      let n = 0;
+      const ac = new AbortController();
+      const done = pb.consume(() => { n++; }, { signal: ac.signal });
+      await new Promise((res) => setTimeout(res, 20));
+      calls(49);
+      await new Promise((res) => setTimeout(res, 150));
+      expect(n).toBe(0); // 49 samples wait in the ring: no wakeup yet
+      expect(pb.pending()).toBe(49 * 40);
+      calls(1);
+      for (let i = 0; i < 100 && n < 50; i++) await new Promise((res) => setTimeout(res, 10));
+      expect(n).toBe(50);
+      ac.abort();
+      await done;
+    } finally {
+      execFileSync('taskset', ['-p', mask, String(process.pid)], { stdio: 'ignore' });
+    }
   });
 
   it('closes twice; after close the kernel side finds no ring and the counters stay readable', () => {
