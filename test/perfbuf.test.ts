@@ -65,23 +65,37 @@ describe.skipIf(!kernelTests())('perf buffer reader on real perf rings', () => {
     r.close();
   });
 
-  it('counts LOST records exactly when the reader does not keep up with a one-page ring', () => {
+  it('counts LOST records exactly when the reader is paused and the ring is one page', async () => {
     const { obj } = loaded();
     using pb = PerfBufReader.open(obj, PERF_MAP, { codec: PvrEvent, pageCount: 1 });
     expect(pb.size).toBe(4096);
     const counters = openCounters(obj);
+    const until = async (ok: () => boolean) => { for (let i = 0; i < 200 && !ok(); i++) await new Promise((res) => setTimeout(res, 10)); };
+    let n = 0;
+    let ac = new AbortController();
+    let consuming = pb.consume(() => { n++; }, { signal: ac.signal });
+    calls(20);
+    await until(() => n === 20);
+    expect(n).toBe(20);
+    ac.abort(); // paused: the reader stays open, nothing drains the rings
+    await consuming;
     calls(3000); // 40-byte records: about 100 fit in one page
-    const got1 = pb.read(() => {});
-    expect(got1).toBeGreaterThan(0);
-    expect(got1).toBeLessThan(3000);
-    // The kernel writes its LOST record when the next sample finds room.
+    await new Promise((res) => setTimeout(res, 50));
+    expect(n).toBe(20);
+    ac = new AbortController();
+    consuming = pb.consume(() => { n++; }, { signal: ac.signal });
+    await until(() => n > 20);
+    // The kernel writes its LOST record when a later sample finds room.
     calls(10);
-    pb.read(() => {});
+    await until(() => pb.consumed + pb.lost === 3030);
+    ac.abort();
+    await consuming;
     const c = counters();
     expect(c.perf_failed).toBeGreaterThan(2000);
     expect(pb.lost).toBe(c.perf_failed);
-    expect(pb.consumed + pb.lost).toBe(3010);
     expect(pb.consumed).toBe(c.perf_sent);
+    expect(pb.consumed + pb.lost).toBe(3030);
+    expect(n).toBe(pb.consumed);
   });
 
   it('hands events to consume() and records() from the event loop', async () => {
@@ -140,10 +154,15 @@ describe.skipIf(!kernelTests())('perf buffer reader on real perf rings', () => {
     const counters = openCounters(obj);
     calls(10);
     expect(pb.read(() => {})).toBe(10);
+    // Closed from a handler: no sample is handed out after it, even within one read.
+    calls(10);
+    let handed = 0;
+    expect(pb.read(() => { if (++handed === 3) pb.close(); })).toBe(3);
+    expect(handed).toBe(3);
     pb.close();
     pb.close();
     expect(pb.closed).toBe(true);
-    expect(pb.consumed).toBe(10);
+    expect(pb.consumed).toBe(13);
     expect(pb.pending()).toBe(0);
     expect(() => pb.read(() => {})).toThrow(/read perf buffer perf_events: reader is closed \(EBADF\)/);
     calls(5);

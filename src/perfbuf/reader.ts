@@ -244,6 +244,7 @@ export class PerfBufReader<T = Buffer> implements AsyncIterable<T> {
     if (this.#reading) throw new BpfError(`read perf buffer ${this.name}`, Errno.EBUSY, 'already reading (called from a record handler)');
     this.#reading = true;
     this.#interrupted = false;
+    for (const p of this.#parsers) p.halt = false;
     let n = 0;
     try {
       // Passes over every ring until they are empty or max is reached.
@@ -282,6 +283,12 @@ export class PerfBufReader<T = Buffer> implements AsyncIterable<T> {
   read(handler: (record: T) => void, max = Infinity): number {
     const decode = this.#decode;
     return this.#drain((data, off, len, v) => handler(decode(data, off, len, v)), max);
+  }
+
+  /** Makes the read in progress return after the current record (no more handed out). */
+  #halt(): void {
+    this.#interrupted = true;
+    for (const p of this.#parsers) p.halt = true;
   }
 
   #claim(what: string): void {
@@ -324,7 +331,7 @@ export class PerfBufReader<T = Buffer> implements AsyncIterable<T> {
       const finish = (err?: unknown) => {
         if (finished) return;
         finished = true;
-        if (this.#reading) this.#interrupted = true;
+        if (this.#reading) this.#halt();
         clearInterval(timer);
         if (this.#again) clearImmediate(this.#again);
         this.#again = undefined;
@@ -476,6 +483,7 @@ export class PerfBufReader<T = Buffer> implements AsyncIterable<T> {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.#halt();
     this.#listening = false;
     if (this.#again) clearImmediate(this.#again);
     this.#again = undefined;

@@ -90,6 +90,8 @@ export class PerfRingParser {
   lost = 0;
   /** Records of other types, skipped. */
   other = 0;
+  /** Set (e.g. by a handler closing the reader) to make read() return after the current record. */
+  halt = false;
 
   constructor(mem: PerfRingMemory) {
     const size = mem.data.length;
@@ -108,7 +110,8 @@ export class PerfRingParser {
   /**
    * Hands each sample from data_tail to data_head to `handler` (at most
    * `max`; LOST records add to `lost`), then publishes the new data_tail.
-   * Returns how many samples it handed. A handler that throws stops the
+   * Returns how many samples it handed; stops early once `halt` is set
+   * (it is not cleared here). A handler that throws stops the
    * read: its record counts as consumed, and the error propagates. A
    * record whose size is impossible (smaller than its header, or past
    * data_head) throws a BpfError (EIO) and leaves the ring where it was.
@@ -126,7 +129,7 @@ export class PerfRingParser {
     let done = 0;
     let n = 0;
     try {
-      while (done < avail && n < max) {
+      while (done < avail && n < max && !this.halt) {
         const w = off >> 2;
         const type = u32[w];
         const size = LE ? u32[w + 1] >>> 16 : u32[w + 1] & 0xffff;
