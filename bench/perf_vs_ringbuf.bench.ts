@@ -120,11 +120,11 @@ async function phase(setup: Setup, pagesPerCpu: number, seconds: number, rate?: 
 function burst(kind: 'perf' | 'ringbuf', n: number, decode: boolean): number {
   const obj = BpfObject.open(ensureObject('perf_vs_ringbuf'));
   try {
-    configurePvr(obj, { pid: process.pid, skipPid: 0, ringSize: 64 << 20 });
+    configurePvr(obj, { pid: process.pid, skipPid: 0, ringSize: 16 << 20 });
     obj.load();
     const counters = obj.perCpuMap(COUNTERS_MAP, u32, PvrCounters);
     const reader = kind === 'perf'
-      ? PerfBufReader.open(obj, PERF_MAP, { pageCount: 4096, codec: PvrEvent }) // 16 MiB per CPU: 400k samples
+      ? PerfBufReader.open(obj, PERF_MAP, { pageCount: 2048, codec: PvrEvent }) // 8 MiB per CPU: 200k samples
       : RingBufReader.open(obj, RING_MAP, { codec: PvrEvent });
     try {
       const link = obj.program(kind === 'perf' ? PERF_PROG : RING_PROG).attachTracepoint('syscalls', 'sys_enter_getppid');
@@ -178,15 +178,15 @@ const bench: BenchModule = {
     const describe = (ps: Phase[]) => SETUPS.map((s, i) => `${s.label}: ${k(ps[i].read / ps[i].seconds)} read/s, ${ps[i].lost} lost of ${ps[i].calls} (${(100 * ps[i].lost / ps[i].calls).toFixed(1)}%)` +
       `${s.kind === 'perf' ? `, LOST records said ${ps[i].lostRecords}` : ''}, producer ${k(ps[i].rate)} calls/s`).join('; ');
     // 0. The TS readers alone, on a burst already in the rings.
-    const n = quick ? 100_000 : 300_000;
+    const n = quick ? 50_000 : 200_000;
     const b = { perfRaw: 0, ringRaw: 0, perfDec: 0, ringDec: 0 };
-    for (let round = 0; round < (quick ? 1 : 3); round++) {
+    for (let round = 0; round < 2; round++) {
       b.perfRaw = Math.max(b.perfRaw, burst('perf', n, false));
       b.ringRaw = Math.max(b.ringRaw, burst('ringbuf', n, false));
       b.perfDec = Math.max(b.perfDec, burst('perf', n, true));
       b.ringDec = Math.max(b.ringDec, burst('ringbuf', n, true));
     }
-    const burstNote = `${n / 1000}k events from this process's getppid calls, waiting in the rings (perf ${ncpu} x 16 MiB, ring buffer 64 MiB), drained in one synchronous read; best of ${quick ? 1 : 3}`;
+    const burstNote = `${n / 1000}k events from this process's getppid calls, waiting in the rings (perf ${ncpu} x 8 MiB, ring buffer 16 MiB), drained in one synchronous read; best of 2`;
     rows.push({
       group: GROUP, figure: 'drain a burst in TS, raw (count + check a field): perf buffer (TS column) vs ring buffer (C column)', unit: 'events/s',
       ts: b.perfRaw, c: b.ringRaw, ratio: b.perfRaw / b.ringRaw,
