@@ -13,6 +13,7 @@ export { attachTc, TC_MODES, type TcDirection, type TcMode, type TcAttachOptions
 export { resolveInterface, type Interface } from './netif.js';
 export { probeTcx, probeXdpLink, probeKprobes, probeFentry, probeBtf, kernelHasFunction, VMLINUX_BTF } from './features.js';
 export type { KprobeOptions, UprobeOptions } from './attach/tracing.js';
+export type { PerfEventOptions, PerfEventKind } from './attach/perf_event.js';
 export { BpfError, VerifierError, NEEDS_PRIVILEGE } from './errors.js';
 export * from './codec.js';
 export { libbpfVersion, NativeLoadError } from './ffi/native.js';
@@ -21,3 +22,4 @@ export { errnoName, Errno } from './ffi/errno.js';
 export { isRoot } from './ffi/sys.js';
 export { RingBufReader, type RingBufReaderOptions, type RingBufStats, type WaitOptions, type ConsumeOptions, type RawRecordHandler, type RingViews } from './ringbuf/reader.js';
 export * from './xsk/index.js';
+export { PerfBufReader, type PerfBufReaderOptions, type PerfBufStats, type PerfWaitOptions, type PerfConsumeOptions } from './perfbuf/reader.js';

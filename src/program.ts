@@ -9,6 +9,7 @@ import {
   attachAuto, attachKprobe, attachRawTracepoint, attachTracepoint, attachTracing, attachUprobe,
   type KprobeOptions, type TracedProgram, type UprobeOptions,
 } from './attach/tracing.js';
+import { attachPerfEvent, attachPerfEventAll, type PerfEventOptions } from './attach/perf_event.js';
 
 /** Program types by kernel number (the ones used here). */
 export const ProgType = { SOCKET_FILTER: 1, KPROBE: 2, SCHED_CLS: 3, SCHED_ACT: 4, TRACEPOINT: 5, XDP: 6 } as const;
@@ -144,6 +145,26 @@ export class Program {
    */
   attachTracing(): Link {
     return attachTracing(this.#traced);
+  }
+
+  /**
+   * Attaches this perf_event program (SEC("perf_event")) to a sampling perf
+   * event it opens on `cpu`: by default the CPU clock at 99 Hz for every
+   * process (`frequency`, `period`, `event`, `pid` change that), through a
+   * bpf_link that owns the perf event. Throws a BpfError (not a perf_event
+   * program, no such event, privilege). See attachPerfEvent.
+   */
+  attachPerfEvent(opts: PerfEventOptions & { cpu: number }): Link {
+    const { cpu, ...rest } = opts;
+    return attachPerfEvent(this.#traced, cpu, rest);
+  }
+
+  /**
+   * attachPerfEvent() on every online CPU, as a profiler does: one link per
+   * CPU. Throws a BpfError (nothing stays attached).
+   */
+  attachPerfEventAll(opts: PerfEventOptions = {}): Link[] {
+    return attachPerfEventAll(this.#traced, opts);
   }
 
   /**

@@ -75,6 +75,8 @@ export const bpf = {
   program_attach_uprobe_opts: func<(p: ProgPtr, pid: number, binaryPath: string, funcOffset: number, opts: UprobeOptsIn) => LinkPtr | null>(
     libbpf, 'void *bpf_program__attach_uprobe_opts(void *prog, int pid, const char *binary_path, size_t func_offset, const bpf_uprobe_opts *opts)'),
   program_attach_trace: func<(p: ProgPtr) => LinkPtr | null>(libbpf, 'void *bpf_program__attach_trace(void *prog)'),
+  program_attach_perf_event: func<(p: ProgPtr, pfd: number) => LinkPtr | null>(
+    libbpf, 'void *bpf_program__attach_perf_event(void *prog, int pfd)'),
   link_fd: func<(l: LinkPtr) => number>(libbpf, 'int bpf_link__fd(void *link)'),
   link_destroy: func<(l: LinkPtr) => number>(libbpf, 'int bpf_link__destroy(void *link)'),
 
