@@ -13,6 +13,9 @@ export { attachTc, TC_MODES, type TcDirection, type TcMode, type TcAttachOptions
 export { resolveInterface, type Interface } from './netif.js';
 export { probeTcx, probeXdpLink, probeKprobes, probeFentry, probeBtf, kernelHasFunction, VMLINUX_BTF } from './features.js';
 export type { KprobeOptions, UprobeOptions } from './attach/tracing.js';
+export {
+  PacketSocket, attachSocketFilter, type Packet, type PacketDirection, type PacketSocketOptions, type PacketSocketStats, type SocketFilterProgram,
+} from './attach/socket.js';
 export { BpfError, VerifierError, NEEDS_PRIVILEGE } from './errors.js';
 export * from './codec.js';
 export { libbpfVersion, NativeLoadError } from './ffi/native.js';

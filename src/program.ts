@@ -9,6 +9,7 @@ import {
   attachAuto, attachKprobe, attachRawTracepoint, attachTracepoint, attachTracing, attachUprobe,
   type KprobeOptions, type TracedProgram, type UprobeOptions,
 } from './attach/tracing.js';
+import { attachSocketFilter } from './attach/socket.js';
 
 /** Program types by kernel number (the ones used here). */
 export const ProgType = { SOCKET_FILTER: 1, KPROBE: 2, SCHED_CLS: 3, SCHED_ACT: 4, TRACEPOINT: 5, XDP: 6 } as const;
@@ -92,6 +93,15 @@ export class Program {
    */
   attachTc(iface: string | number, direction: TcDirection, opts?: TcAttachOptions): Link | Attachment {
     return attachTc(this.fd, this.name, iface, direction, opts);
+  }
+
+  /**
+   * Attaches this socket_filter program (SEC("socket")) to socket `sockFd`
+   * (SO_ATTACH_BPF): the socket then receives only what the program keeps.
+   * Throws a BpfError (EINVAL for another program type). See attachSocketFilter.
+   */
+  attachSocketFilter(sockFd: number): Attachment {
+    return attachSocketFilter(this, sockFd);
   }
 
   get #traced(): TracedProgram {
