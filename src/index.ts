@@ -16,6 +16,7 @@ export type { KprobeOptions, UprobeOptions } from './attach/tracing.js';
 export {
   PacketSocket, attachSocketFilter, type Packet, type PacketDirection, type PacketSocketOptions, type PacketSocketStats, type SocketFilterProgram,
 } from './attach/socket.js';
+export { Cgroup, cgroup2Root, cgroup2Mounts, cgroupOf, isCgroup2 } from './cgroup.js';
 export { BpfError, VerifierError, NEEDS_PRIVILEGE } from './errors.js';
 export * from './codec.js';
 export { libbpfVersion, NativeLoadError } from './ffi/native.js';

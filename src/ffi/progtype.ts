@@ -16,3 +16,10 @@ export function progTypeName(type: number): string {
 export function attachTypeName(type: number): string {
   return attachTypeStr(type) ?? `attach type ${type}`;
 }
+
+const expectedAttachType = func<(p: bigint) => number>(libbpf, 'int bpf_program__expected_attach_type(void *prog)');
+
+/** The attach type libbpf set for a program from its section (e.g. cgroup/connect4 -> BPF_CGROUP_INET4_CONNECT). */
+export function programAttachType(prog: bigint): number {
+  return expectedAttachType(prog);
+}
