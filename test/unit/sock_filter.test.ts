@@ -42,3 +42,19 @@ describe('sock_filter packets', () => {
       .toBe('kept 2 (92 bytes); refused: no_rule 5');
   });
 });
+
+describe('a lesson that takes <iface> but attaches no XDP (xdp: false)', () => {
+  it('has no --mode or --force', async () => {
+    const { lessonCommand } = await import('../../src/cli/lesson.js');
+    const cmd = lessonCommand({ lesson: 'sock_filter', description: 'd', xdp: false, attach: () => {}, run: async () => {} });
+    const names = cmd.options.map((o) => o.long);
+    expect(names).not.toContain('--mode');
+    expect(names).not.toContain('--force');
+    cmd.parse(['node', 'x', 'veth0']);
+    expect(cmd.args).toEqual(['veth0']);
+    expect(() => lessonCommand({ lesson: 'sock_filter', description: 'd', xdp: false, attach: () => {}, run: async () => {} })
+      .parse(['node', 'x', 'veth0', '--mode', 'skb'])).toThrow("unknown option '--mode'");
+    const xdp = lessonCommand({ lesson: 'hello', description: 'd', run: async () => {} });
+    expect(xdp.options.map((o) => o.long)).toContain('--mode');
+  });
+});
