@@ -14,6 +14,10 @@ export { resolveInterface, type Interface } from './netif.js';
 export { probeTcx, probeXdpLink, probeKprobes, probeFentry, probeBtf, kernelHasFunction, VMLINUX_BTF } from './features.js';
 export type { KprobeOptions, UprobeOptions } from './attach/tracing.js';
 export type { PerfEventOptions, PerfEventKind } from './attach/perf_event.js';
+export {
+  PacketSocket, attachSocketFilter, type Packet, type PacketDirection, type PacketSocketOptions, type PacketSocketStats, type SocketFilterProgram,
+} from './attach/socket.js';
+export { Cgroup, cgroup2Root, cgroup2Mounts, cgroupOf, isCgroup2 } from './cgroup.js';
 export { BpfError, VerifierError, NEEDS_PRIVILEGE } from './errors.js';
 export * from './codec.js';
 export { libbpfVersion, NativeLoadError } from './ffi/native.js';

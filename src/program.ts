@@ -10,6 +10,8 @@ import {
   type KprobeOptions, type TracedProgram, type UprobeOptions,
 } from './attach/tracing.js';
 import { attachPerfEvent, attachPerfEventAll, type PerfEventOptions } from './attach/perf_event.js';
+import { attachSocketFilter } from './attach/socket.js';
+import { attachCgroup } from './attach/cgroup.js';
 
 /** Program types by kernel number (the ones used here). */
 export const ProgType = { SOCKET_FILTER: 1, KPROBE: 2, SCHED_CLS: 3, SCHED_ACT: 4, TRACEPOINT: 5, XDP: 6 } as const;
@@ -93,6 +95,26 @@ export class Program {
    */
   attachTc(iface: string | number, direction: TcDirection, opts?: TcAttachOptions): Link | Attachment {
     return attachTc(this.fd, this.name, iface, direction, opts);
+  }
+
+  /**
+   * Attaches this socket_filter program (SEC("socket")) to socket `sockFd`
+   * (SO_ATTACH_BPF): the socket then receives only what the program keeps.
+   * Throws a BpfError (EINVAL for another program type). See attachSocketFilter.
+   */
+  attachSocketFilter(sockFd: number): Attachment {
+    return attachSocketFilter(this, sockFd);
+  }
+
+  /**
+   * Attaches this cgroup program (cgroup/connect4, cgroup/sock_create,
+   * cgroup_skb/ingress, sockops...) to the cgroup v2 directory `path`
+   * through a bpf_link, for the processes of that cgroup and its
+   * descendants. Throws a BpfError (EINVAL for another program type,
+   * ENOTDIR outside cgroup2). See attachCgroup.
+   */
+  attachCgroup(path: string): Link {
+    return attachCgroup({ ptr: this._ptr, name: this.name, type: this.type }, path);
   }
 
   get #traced(): TracedProgram {

@@ -69,6 +69,12 @@ export interface LessonSpec<O, R = void> {
    * hook (ctx.iface throws there). Default true.
    */
   iface?: boolean;
+  /**
+   * False for a lesson that takes `<iface>` but attaches no XDP program to
+   * it (a socket filter): no --mode/--force, and it must attach in its
+   * `attach` hook. Default true.
+   */
+  xdp?: boolean;
   /** Adds the lesson's own options to the command. */
   options?(cmd: Command): void;
   /** Before load: set constants, resize maps. */
@@ -118,9 +124,11 @@ export function parsePositiveInt(v: string): number {
 export function lessonCommand<O, R>(spec: LessonSpec<O, R>): Command {
   const cmd = new Command(spec.lesson).description(spec.description);
   if (spec.iface !== false) {
-    cmd.argument('<iface>', 'network interface to attach to')
-      .addOption(new Option('--mode <mode>', 'XDP attach mode').choices(XDP_MODES as string[]).default('skb'))
-      .option('--force', 'replace an XDP program another tool attached', false);
+    cmd.argument('<iface>', 'network interface to attach to');
+    if (spec.xdp !== false) {
+      cmd.addOption(new Option('--mode <mode>', 'XDP attach mode').choices(XDP_MODES as string[]).default('skb'))
+        .option('--force', 'replace an XDP program another tool attached', false);
+    }
   }
   cmd.option('-v, --verbose', "show libbpf's log (with CO-RE relocations)", false)
     .option('--duration <seconds>', 'stop by itself after this long', parseSeconds)
@@ -181,6 +189,7 @@ export async function runLesson<O, R = void>(spec: LessonSpec<O, R>, argv: strin
     if (opts.verbose) setLibbpfLogger((level, m) => log(libbpfLogLine(level, m)), 'debug');
     if (!isRoot()) throw new Error('loading BPF programs needs root: run with sudo');
     if (spec.iface === false && !spec.attach) throw new Error(`lesson ${spec.lesson} has no interface: its spec needs an attach hook`);
+    if (spec.xdp === false && !spec.attach) throw new Error(`lesson ${spec.lesson} attaches no XDP program: its spec needs an attach hook`);
     const iface = ifname === undefined ? undefined : resolveInterface(ifname);
     const path = opts.object ?? ensureObject(spec.lesson);
     const o = BpfObject.open(path);
