@@ -15,6 +15,7 @@ import { takeLibbpfWarnings } from './ffi/log.js';
 import { BpfError, Errno, NEEDS_PRIVILEGE, VerifierError, bpfCallError } from './errors.js';
 import { errnoMessage } from './ffi/errno.js';
 import { Program } from './program.js';
+import { progTypeName } from './kinds.js';
 import { BpfMap, PerCpuMap, mapTypeName } from './map.js';
 import type { Codec } from './codec.js';
 
@@ -283,6 +284,9 @@ export class BpfObject {
     }
     if (tracing && e === Errno.ESRCH) {
       return new BpfError(op, e, `load program ${prog.name}: the kernel has no function ${prog.section.slice(prog.section.indexOf('/') + 1)} in its BTF to trace`);
+    }
+    if (e === Errno.EPERM && prog && isRoot()) {
+      return new BpfError(op, e, `load program ${prog.name}: the kernel refuses this ${progTypeName(prog.type)} program (section ${prog.section}) with EPERM even as root: a restriction of this kernel (lockdown, or a hook it does not allow); setAutoload(false) loads the rest`);
     }
     if (e === Errno.EPERM) return new BpfError(op, e, progName ? `load program ${progName}: ${NEEDS_PRIVILEGE}` : NEEDS_PRIVILEGE);
     if (prog) {

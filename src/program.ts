@@ -11,6 +11,7 @@ import {
   attachAuto, attachKprobe, attachRawTracepoint, attachTracepoint, attachTracing, attachUprobe,
   type KprobeOptions, type TracedProgram, type UprobeOptions,
 } from './attach/tracing.js';
+import { attachIter, type IterLink, type IterOptions } from './attach/iter.js';
 
 /** Program types by kernel number (every one linux/bpf.h names; see kinds.ts). */
 export { ProgType };
@@ -249,6 +250,22 @@ export class Program {
   attachTracing(): Link {
     assertProgType(this, [ProgType.TRACING], `trampoline ${this.section}`);
     return attachTracing(this.#traced);
+  }
+
+  /**
+   * Attaches this iterator program (an iter/ section: iter/task,
+   * iter/bpf_map_elem with opts.mapFd, iter/tcp, ...) as an iterator link
+   * whose read()/text()/lines() run it and return what it printed. Linux
+   * >= 5.8. Throws a BpfError (not an iterator program; no such iterator).
+   * See attachIter.
+   */
+  attachIter(opts?: IterOptions): IterLink {
+    const hook = `iterator ${this.section.replace(/^iter(\.s)?\//, '')}`;
+    assertProgType(this, [ProgType.TRACING], hook);
+    if (!/^iter(\.s)?\//.test(this.section)) {
+      throw new BpfError(`attach program ${this.name} to ${hook}`, Errno.EINVAL, `${this.name} is a tracing program of section ${this.section}, not an iterator (iter/...): it attaches with attachTracing()`);
+    }
+    return attachIter({ ptr: this._ptr, name: this.name, section: this.section }, opts);
   }
 
   /**

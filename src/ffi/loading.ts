@@ -45,6 +45,14 @@ export const UsdtOpts = koffi.struct('bpf_usdt_opts', {
   usdt_cookie: 'uint64_t',
 });
 
+/** struct bpf_iter_attach_opts (libbpf.h) */
+export const IterAttachOpts = koffi.struct('bpf_iter_attach_opts', {
+  sz: 'size_t',
+  link_info: 'void *',
+  link_info_len: 'uint32_t',
+  _pad: 'uint32_t',
+});
+
 /** The libbpf calls of this module, by libbpf name without the prefix. */
 export const bpfl = {
   object_open_file: func<(path: string, opts: ObjectOpenOptsIn) => ObjPtr | null>(
@@ -66,8 +74,8 @@ export const bpfl = {
   map_is_internal: func<(m: MapPtr) => boolean>(libbpf, 'bool bpf_map__is_internal(void *map)'),
 
   // iterators
-  program_attach_iter: func<(p: ProgPtr, opts: null) => LinkPtr | null>(
-    libbpf, 'void *bpf_program__attach_iter(void *prog, const void *opts)'),
+  program_attach_iter: func<(p: ProgPtr, opts: { sz: number; link_info: Buffer | null; link_info_len: number; _pad: number } | null) => LinkPtr | null>(
+    libbpf, 'void *bpf_program__attach_iter(void *prog, const bpf_iter_attach_opts *opts)'),
   iter_create: func<(linkFd: number) => number>(libbpf, 'int bpf_iter_create(int link_fd)'),
 
   // USDT (libbpf >= 0.8)
