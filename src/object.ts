@@ -16,6 +16,7 @@ import { BpfError, Errno, NEEDS_PRIVILEGE, VerifierError, bpfCallError } from '.
 import { errnoMessage } from './ffi/errno.js';
 import { Program } from './program.js';
 import { progTypeName } from './kinds.js';
+import { probeBpfLsm } from './features.js';
 import { BpfMap, PerCpuMap, mapTypeName } from './map.js';
 import type { Codec } from './codec.js';
 
@@ -278,6 +279,9 @@ export class BpfObject {
     }
     const progName = named(/^prog '([^']+)': (?:BPF program load failed|failed to load)/);
     const prog = progName === undefined ? undefined : this.#programs.find((p) => p.name === progName);
+    if (prog && /^lsm(\.s)?\//.test(prog.section) && !probeBpfLsm()) {
+      return new BpfError(op, e, `load program ${prog.name}: the kernel does not run the BPF LSM (no "bpf" in /sys/kernel/security/lsm: CONFIG_BPF_LSM and lsm=...,bpf at boot), which lsm/ programs need`);
+    }
     const tracing = prog && /^(fentry|fexit|fmod_ret|fm?entry\.s|fexit\.s|lsm)\//.test(prog.section);
     if (tracing && e === Errno.EPERM && isRoot()) {
       return new BpfError(op, e, `load program ${prog.name}: the kernel refuses fentry/fexit programs (EPERM even as root: no BPF trampoline here, or lockdown)`);

@@ -70,7 +70,7 @@ export interface TestRunInput {
   data?: Uint8Array;
   /** Run this many times (the kernel reuses one buffer: a program that rewrites the packet sees its own output from the second run on). */
   repeat?: number;
-  /** Room for the output data; defaults to the input size plus 256 bytes. */
+  /** Room for the output data; defaults to the input size plus 256 bytes (none without input data: syscall programs refuse any). */
   dataOutSize?: number;
   /** Context in (e.g. struct xdp_md, struct __sk_buff). */
   ctx?: Uint8Array;
@@ -284,7 +284,7 @@ export class Program {
    */
   testRun(input: TestRunInput = {}): TestRunResult {
     const data = input.data ?? new Uint8Array(0);
-    const outSize = input.dataOutSize ?? data.length + 256;
+    const outSize = input.dataOutSize ?? (data.length ? data.length + 256 : 0);
     const out = Buffer.alloc(outSize);
     const ctxOut = input.ctxOutSize ? Buffer.alloc(input.ctxOutSize) : null;
     const opts = {
@@ -298,7 +298,7 @@ export class Program {
       ctx_size_in: input.ctx?.length ?? 0,
       ctx_size_out: ctxOut?.length ?? 0,
       retval: 0,
-      repeat: input.repeat ?? 1,
+      repeat: input.repeat ?? 0, // the kernel runs 0 as once; syscall programs refuse any other value
       duration: 0,
       flags: input.flags ?? 0,
       cpu: input.cpu ?? 0,
