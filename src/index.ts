@@ -6,6 +6,7 @@ export { BpfObject, type OpenOptions, type ObjectMapInfo, type PinnedMapInfo } f
 export { AttachType, LinkType, progTypeName, attachTypeName, linkTypeName, type ProgTypeName, type MapTypeName, type AttachTypeName } from './kinds.js';
 export type { GlobalValue } from './varset.js';
 export { IterLink, attachIter, type IterOptions } from './attach/iter.js';
+export { attachUsdt, type UsdtOptions } from './attach/usdt.js';
 export { Program, ProgType, assertProgType, hookOf, BPF_F_TEST_XDP_LIVE_FRAMES, type TestRunInput, type TestRunResult } from './program.js';
 export { BpfMap, PerCpuMap, MapType, mapTypeName, possibleCpus, mapInfoByFd, mapInUse, pinnedMapId, sumPerCpu, type UpdateFlag, type MapInfoView } from './map.js';
 export { LessonPins, PIN_BASE, netnsInode, type Pinnable, type FindPinsOptions } from './pins.js';

@@ -12,6 +12,7 @@ import {
   type KprobeOptions, type TracedProgram, type UprobeOptions,
 } from './attach/tracing.js';
 import { attachIter, type IterLink, type IterOptions } from './attach/iter.js';
+import { attachUsdt, type UsdtOptions } from './attach/usdt.js';
 
 /** Program types by kernel number (every one linux/bpf.h names; see kinds.ts). */
 export { ProgType };
@@ -250,6 +251,17 @@ export class Program {
   attachTracing(): Link {
     assertProgType(this, [ProgType.TRACING], `trampoline ${this.section}`);
     return attachTracing(this.#traced);
+  }
+
+  /**
+   * Attaches this USDT program (SEC("usdt"), BPF_USDT) to probe
+   * `provider:name` in the notes of the binary or library `binaryPath`,
+   * in `opts.pid` or every process, through a bpf_link. Needs uprobes.
+   * Throws a BpfError (no such file, no such probe in the binary). See attachUsdt.
+   */
+  attachUsdt(binaryPath: string, provider: string, name: string, opts?: UsdtOptions): Link {
+    assertProgType(this, [ProgType.KPROBE], `usdt ${provider}:${name}`);
+    return attachUsdt({ ptr: this._ptr, name: this.name }, binaryPath, provider, name, opts);
   }
 
   /**
