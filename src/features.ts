@@ -164,3 +164,20 @@ export function probeFentry(): boolean {
     closeFd(prog);
   }
 }
+
+let bpfLsm: boolean | undefined;
+/**
+ * True when the kernel runs the BPF LSM (CONFIG_BPF_LSM and "bpf" in the
+ * active LSMs, which /sys/kernel/security/lsm lists; Linux >= 5.7): lsm/
+ * programs need it. False when securityfs is not mounted (nothing says
+ * it is there). Cached.
+ */
+export function probeBpfLsm(): boolean {
+  if (bpfLsm !== undefined) return bpfLsm;
+  try {
+    bpfLsm = readFileSync('/sys/kernel/security/lsm', 'utf8').trim().split(',').includes('bpf');
+  } catch {
+    bpfLsm = false;
+  }
+  return bpfLsm;
+}

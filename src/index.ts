@@ -2,8 +2,12 @@
  * libbpf-ts: eBPF from TypeScript over the system's libbpf.
  * The typed API: objects, programs, maps, links, codecs, errors.
  */
-export { BpfObject, type OpenOptions, type ObjectMapInfo } from './object.js';
-export { Program, ProgType, BPF_F_TEST_XDP_LIVE_FRAMES, type TestRunInput, type TestRunResult } from './program.js';
+export { BpfObject, type OpenOptions, type ObjectMapInfo, type PinnedMapInfo } from './object.js';
+export { AttachType, LinkType, progTypeName, attachTypeName, linkTypeName, type ProgTypeName, type MapTypeName, type AttachTypeName } from './kinds.js';
+export type { GlobalValue } from './varset.js';
+export { IterLink, attachIter, type IterOptions } from './attach/iter.js';
+export { attachUsdt, type UsdtOptions } from './attach/usdt.js';
+export { Program, ProgType, assertProgType, hookOf, BPF_F_TEST_XDP_LIVE_FRAMES, type TestRunInput, type TestRunResult } from './program.js';
 export { BpfMap, PerCpuMap, MapType, mapTypeName, possibleCpus, mapInfoByFd, mapInUse, pinnedMapId, sumPerCpu, type UpdateFlag, type MapInfoView } from './map.js';
 export { LessonPins, PIN_BASE, netnsInode, type Pinnable, type FindPinsOptions } from './pins.js';
 export { ensureBpffs, isBpffs } from './bpffs.js';

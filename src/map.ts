@@ -9,19 +9,12 @@ import { allocNative, closeFd, type NativeBuffer } from './ffi/sys.js';
 import { BpfError, Errno, bpfCallError } from './errors.js';
 import type { Codec } from './codec.js';
 
-/** Map types by kernel number (the ones the lessons use and a few more). */
-export const MapType = {
-  HASH: 1, ARRAY: 2, PROG_ARRAY: 3, PERF_EVENT_ARRAY: 4, PERCPU_HASH: 5, PERCPU_ARRAY: 6,
-  LRU_HASH: 9, LRU_PERCPU_HASH: 10, LPM_TRIE: 11, DEVMAP: 14, RINGBUF: 27,
-} as const;
-const TYPE_NAMES: Record<number, string> = Object.fromEntries(Object.entries(MapType).map(([k, v]) => [v, k.toLowerCase()]));
+import { MapType, mapTypeName } from './kinds.js';
 
-/** The lowercase name of a map type number ("hash", "percpu_array"). */
-export function mapTypeName(type: number): string {
-  return TYPE_NAMES[type] ?? `type ${type}`;
-}
+/** Map types by kernel number (every one linux/bpf.h names; see kinds.ts), and their bpftool names. */
+export { MapType, mapTypeName };
 
-const PERCPU_TYPES = new Set<number>([MapType.PERCPU_HASH, MapType.PERCPU_ARRAY, MapType.LRU_PERCPU_HASH, 21 /* PERCPU_CGROUP_STORAGE */]);
+const PERCPU_TYPES = new Set<number>([MapType.PERCPU_HASH, MapType.PERCPU_ARRAY, MapType.LRU_PERCPU_HASH, MapType.PERCPU_CGROUP_STORAGE]);
 
 /** How an update treats an existing key. */
 export type UpdateFlag = 'any' | 'noexist' | 'exist';

@@ -5,13 +5,18 @@
 import { statSync } from 'node:fs';
 import { basename } from 'node:path';
 import { bpf, viewOf, type MapPtr, type ObjPtr } from './ffi/libbpf.js';
-import { btfDatasecVars } from './ffi/btf.js';
+import { btfDatasecVars, btfShape } from './ffi/btf.js';
+import { bpfl, objectOpenOpts } from './ffi/loading.js';
+import { ensureBpffs } from './bpffs.js';
+import { elementAt, parseVarPath, writeValue, type GlobalValue } from './varset.js';
 import { lastErrno } from './ffi/native.js';
 import { isRoot } from './ffi/sys.js';
 import { takeLibbpfWarnings } from './ffi/log.js';
 import { BpfError, Errno, NEEDS_PRIVILEGE, VerifierError, bpfCallError } from './errors.js';
 import { errnoMessage } from './ffi/errno.js';
 import { Program } from './program.js';
+import { progTypeName } from './kinds.js';
+import { probeBpfLsm } from './features.js';
 import { BpfMap, PerCpuMap, mapTypeName } from './map.js';
 import type { Codec } from './codec.js';
 
@@ -21,7 +26,18 @@ export interface OpenOptions {
   logLevel?: number;
   /** Size of each program's verifier log buffer (default 1 MiB). */
   logSize?: number;
+  /**
+   * Directory where maps declared with `__uint(pinning, LIBBPF_PIN_BY_NAME)`
+   * are pinned (as <pinRoot>/<map name>) and reused from at load (default
+   * /sys/fs/bpf). It must be on a bpffs: one under /sys/fs/bpf is mounted
+   * when missing (as inside `ip netns exec`); elsewhere load() fails with
+   * libbpf's "... is not on BPF FS". unpinMaps() removes the pins.
+   */
+  pinRoot?: string;
 }
+
+/** A map of the object pinned (or to be pinned) at load: its name and pin path. */
+export interface PinnedMapInfo { name: string; path: string; pinned: boolean }
 
 /** A map of an object, as the object describes it (before or after load). */
 export interface ObjectMapInfo { name: string; type: number; typeName: string; keySize: number; valueSize: number; maxEntries: number }
@@ -48,7 +64,7 @@ export class BpfObject {
     this.source = source;
     this.name = bpf.object_name(ptr);
     for (let p = bpf.object_next_program(ptr, null); p; p = bpf.object_next_program(ptr, p)) {
-      const prog = new Program(p, () => this.#ptr !== null);
+      const prog = new Program(p, () => this.#ptr !== null, () => this.#loaded);
       this.#programs.push(prog);
       const buf = Buffer.alloc(opts.logSize ?? 1 << 20);
       bpf.program_set_log_buf(p, buf, buf.length);
@@ -63,16 +79,18 @@ export class BpfObject {
   /** Opens an object file (not loaded yet). Throws a BpfError (ENOENT for a missing file, EINVAL for a bad ELF). */
   static open(path: string, opts: OpenOptions = {}): BpfObject {
     checkObjectPath(`open object ${path}`, path);
+    preparePinRoot(`open object ${path}`, opts.pinRoot);
     takeLibbpfWarnings();
-    const ptr = bpf.object_open_file(path, null);
+    const ptr = bpfl.object_open_file(path, objectOpenOpts(opts.pinRoot ?? null));
     if (!ptr) throw openError(`open object ${path}`, lastErrno());
     return new BpfObject(ptr, path, opts);
   }
 
   /** Opens an object from an in-memory ELF image. Throws a BpfError. */
   static openBuffer(elf: Buffer, opts: OpenOptions = {}): BpfObject {
+    preparePinRoot('open object from memory', opts.pinRoot);
     takeLibbpfWarnings();
-    const ptr = bpf.object_open_mem(elf, elf.length, null);
+    const ptr = bpfl.object_open_mem(elf, elf.length, objectOpenOpts(opts.pinRoot ?? null));
     if (!ptr) throw openError('open object from memory', lastErrno());
     return new BpfObject(ptr, '<memory>', opts);
   }
@@ -134,31 +152,96 @@ export class BpfObject {
   }
 
   /**
-   * Sets a `const volatile` global of the program (in .rodata) before load,
-   * e.g. setConst('trace_tag', 42). Numbers are written in host order at the
-   * variable's size. Throws a BpfError when there is no such variable.
+   * Sets a `const volatile` global of the program (in .rodata) before load:
+   * setConst('trace_tag', 42), one element of an array with
+   * setConst('ports[3]', 8080), a whole array with setConst('ports', [80,
+   * 443]) (elements not given keep their value), a char array with a string
+   * (setConst('label', 'eth0')), or any variable with its exact bytes
+   * (Uint8Array, host order). Values are typed from BTF: one that does not
+   * fit (256 into a u8 or a bool, 1.5 into an int, -1 into an unsigned, a
+   * string longer than the array) throws a one-line RangeError. Throws a
+   * BpfError: ENOENT when there is no such variable, EBUSY after load.
    */
-  setConst(name: string, value: number | bigint | Uint8Array): this {
-    if (this.#loaded) throw new BpfError(`set ${name}`, Errno.EBUSY, 'object is already loaded');
-    const entry = [...this.#maps.entries()].find(([n]) => n.endsWith('.rodata'));
+  setConst(name: string, value: GlobalValue): this {
+    return this.#setVar(name, value, ['.rodata'], 'const volatile variable in .rodata');
+  }
+
+  /**
+   * Sets the initial value of a global in .data or .bss (a non-const
+   * global) before load, as setConst does for .rodata (same paths, values
+   * and RangeErrors). The program can change it after load. Throws a
+   * BpfError: ENOENT when there is no such variable (naming setConst when
+   * it is a const), EBUSY after load.
+   */
+  setGlobal(name: string, value: GlobalValue): this {
+    return this.#setVar(name, value, ['.data', '.bss'], 'global variable in .data or .bss');
+  }
+
+  #setVar(path: string, value: GlobalValue, sections: string[], what: string): this {
+    if (this.#loaded) throw new BpfError(`set ${path}`, Errno.EBUSY, 'object is already loaded');
+    const op = `set ${path} in ${this.name}`;
+    let parsed;
+    try { parsed = parseVarPath(path); } catch (e) { throw new RangeError(`${op}: ${(e as Error).message}`); }
+    const { name, index } = parsed;
     const btf = bpf.object_btf(this.#p);
-    const v = entry && btf ? btfDatasecVars(btf, '.rodata').find((x) => x.name === name) : undefined;
-    if (!entry || !v) throw new BpfError(`set ${name} in ${this.name}`, Errno.ENOENT, 'no such const volatile variable in .rodata');
-    const size: [number | bigint] = [0];
-    const init = bpf.map_initial_value(entry[1], size);
-    if (!init) throw new BpfError(`set ${name} in ${this.name}`, Errno.EINVAL, '.rodata has no initial value');
-    const data = Buffer.from(viewOf(init, Number(size[0])).slice(0));
-    if (value instanceof Uint8Array) {
-      if (value.length !== v.size) throw new RangeError(`${name} is ${v.size} bytes, got ${value.length}`);
-      data.set(value, v.offset);
-    } else {
-      const tmp = Buffer.alloc(8);
-      tmp.writeBigUInt64LE(BigInt.asUintN(64, BigInt(value)));
-      data.set(tmp.subarray(0, v.size), v.offset);
+    const find = (secs: string[]) => {
+      for (const sec of secs) {
+        const map = [...this.#maps.entries()].find(([n]) => n.endsWith(sec))?.[1];
+        const v = map && btf ? btfDatasecVars(btf, sec).find((x) => x.name === name) : undefined;
+        if (map && v) return { sec, map, v };
+      }
+      return undefined;
+    };
+    const found = find(sections);
+    if (!found) {
+      const other = find(sections.includes('.rodata') ? ['.data', '.bss'] : ['.rodata']);
+      const hint = other ? ` (${name} is in ${other.sec}: use ${other.sec === '.rodata' ? 'setConst' : 'setGlobal'})` : '';
+      throw new BpfError(op, Errno.ENOENT, `no such ${what}${hint}`);
     }
-    const r = bpf.map_set_initial_value(entry[1], data, data.length);
-    if (r < 0) throw new BpfError(`set ${name} in ${this.name}`, -r);
+    const size: [number | bigint] = [0];
+    const init = bpf.map_initial_value(found.map, size);
+    if (!init) throw new BpfError(op, Errno.EINVAL, `${found.sec} has no initial value`);
+    const data = Buffer.from(viewOf(init, Number(size[0])).slice(0));
+    const shape = btfShape(btf!, found.v.type);
+    try {
+      const at = elementAt(path, shape.size === found.v.size ? shape : { kind: 'other', size: found.v.size, what: 'variable' }, found.v.offset, index);
+      writeValue(path, at.shape, value, data, at.offset);
+    } catch (e) {
+      throw e instanceof RangeError ? new RangeError(`${op}: ${e.message}`) : e;
+    }
+    const r = bpf.map_set_initial_value(found.map, data, data.length);
+    if (r < 0) throw new BpfError(op, -r);
     return this;
+  }
+
+  /** The maps pinned by name (LIBBPF_PIN_BY_NAME) or given a pin path, with their paths; `pinned` once load() pinned or reused them. */
+  get pinnedMaps(): PinnedMapInfo[] {
+    this.#p;
+    const out: PinnedMapInfo[] = [];
+    for (const [name, m] of this.#maps) {
+      const path = bpfl.map_pin_path(m);
+      if (path) out.push({ name, path, pinned: bpfl.map_is_pinned(m) });
+    }
+    return out;
+  }
+
+  /**
+   * Removes the pins of this object's pinned maps (what load() pinned or
+   * reused), so the maps go away with the last fd. Returns the paths
+   * removed. Safe to call twice (and before load: nothing to remove).
+   * Throws a BpfError when a pin cannot be removed.
+   */
+  unpinMaps(): string[] {
+    if (!this.#ptr) return [];
+    const removed: string[] = [];
+    for (const [name, m] of this.#maps) {
+      if (!bpfl.map_is_pinned(m)) continue;
+      const path = bpfl.map_pin_path(m) ?? '';
+      const r = bpfl.map_unpin(m, null);
+      if (r < 0 && -r !== Errno.ENOENT) throw new BpfError(`unpin map ${name} at ${path}`, -r);
+      if (r >= 0) removed.push(path);
+    }
+    return removed;
   }
 
   /**
@@ -189,16 +272,25 @@ export class BpfObject {
     const named = (re: RegExp) => warnings.map((l) => re.exec(l)?.[1]).filter((x) => x !== undefined).pop();
     const mapName = named(/^map '([^']+)': failed to create/);
     if (mapName !== undefined) {
-      return new BpfError(op, e, `create map ${mapName}: ${e === Errno.EPERM ? NEEDS_PRIVILEGE : errnoMessage(e)}`);
+      const cause = e === Errno.EPERM ? NEEDS_PRIVILEGE : libbpfCause(warnings) ?? errnoMessage(e);
+      const hint = /is not on BPF FS/.test(cause) ? ' (pin maps on a bpffs: a pinRoot under /sys/fs/bpf, or mount -t bpf bpf <dir>)'
+        : /parameter mismatch/.test(cause) ? ' (a map of another shape is pinned there: remove the pin, or use another pinRoot)' : '';
+      return new BpfError(op, e, `create map ${mapName}: ${cause}${hint}`);
     }
     const progName = named(/^prog '([^']+)': (?:BPF program load failed|failed to load)/);
     const prog = progName === undefined ? undefined : this.#programs.find((p) => p.name === progName);
+    if (prog && /^lsm(\.s)?\//.test(prog.section) && !probeBpfLsm()) {
+      return new BpfError(op, e, `load program ${prog.name}: the kernel does not run the BPF LSM (no "bpf" in /sys/kernel/security/lsm: CONFIG_BPF_LSM and lsm=...,bpf at boot), which lsm/ programs need`);
+    }
     const tracing = prog && /^(fentry|fexit|fmod_ret|fm?entry\.s|fexit\.s|lsm)\//.test(prog.section);
     if (tracing && e === Errno.EPERM && isRoot()) {
       return new BpfError(op, e, `load program ${prog.name}: the kernel refuses fentry/fexit programs (EPERM even as root: no BPF trampoline here, or lockdown)`);
     }
     if (tracing && e === Errno.ESRCH) {
       return new BpfError(op, e, `load program ${prog.name}: the kernel has no function ${prog.section.slice(prog.section.indexOf('/') + 1)} in its BTF to trace`);
+    }
+    if (e === Errno.EPERM && prog && isRoot()) {
+      return new BpfError(op, e, `load program ${prog.name}: the kernel refuses this ${progTypeName(prog.type)} program (section ${prog.section}) with EPERM even as root: a restriction of this kernel (lockdown, or a hook it does not allow); setAutoload(false) loads the rest`);
     }
     if (e === Errno.EPERM) return new BpfError(op, e, progName ? `load program ${progName}: ${NEEDS_PRIVILEGE}` : NEEDS_PRIVILEGE);
     if (prog) {
@@ -209,7 +301,9 @@ export class BpfObject {
         return new BpfError(op, e, `load program ${prog.name}: its verifier log filled the ${buf.length}-byte buffer, so the kernel refused the load: raise logSize or lower logLevel`);
       }
       if ((e === Errno.EACCES || e === Errno.EINVAL) && log.trim()) return new VerifierError(op, prog.name, e, log, full);
-      return new BpfError(op, e, `load program ${prog.name}: ${errnoMessage(e)}`);
+      const cause = libbpfCause(warnings) ?? errnoMessage(e);
+      const hint = /missing BPF prog type/.test(cause) ? ': set it with program.setType() before load, or setAutoload(false)' : '';
+      return new BpfError(op, e, `load program ${prog.name}: ${cause}${hint}`);
     }
     const rest = warnings.filter((l) => !/^(failed to load object|Error loading|prog '[^']+': failed to load|permission error while running as root)/.test(l));
     return new BpfError(op, e, rest.length ? rest[rest.length - 1] : undefined);
@@ -263,6 +357,21 @@ export class BpfObject {
   }
 }
 
+/** libbpf's lines that only repeat that something failed, not why. */
+const GENERIC = /^(failed to load object|Error in bpf_create_map_xattr|Error loading|permission error while running as root|prog '[^']+': (failed to load|BPF program load failed)|map '[^']+': (failed to create|error reusing pinned map|failed to auto-pin)|-- BEGIN PROG LOAD LOG|-- END PROG LOAD LOG)/;
+
+/**
+ * The cause libbpf gave among its warnings: the first line that says why
+ * ("couldn't reuse pinned map at '...': parameter mismatch", "missing BPF
+ * prog type, check ELF section name 'x'", "specified path ... is not on
+ * BPF FS"), without the "prog 'x': " or "map 'x': " prefix the error
+ * already names. Undefined when libbpf said nothing more than "failed".
+ */
+export function libbpfCause(warnings: string[]): string | undefined {
+  const line = warnings.find((l) => !GENERIC.test(l) && l.trim() !== '');
+  return line?.replace(/^(prog|map) '[^']+': /, '').trim();
+}
+
 /** The NUL-terminated text in a log buffer. */
 function logText(buf: Buffer): string {
   const end = buf.indexOf(0);
@@ -284,4 +393,14 @@ function openError(op: string, errno: number): BpfError {
     return new BpfError(op, errno, 'not a BPF object file (an ELF .bpf.o built by clang -target bpf)');
   }
   return new BpfError(op, errno || Errno.EINVAL, warn.length ? warn[warn.length - 1] : undefined);
+}
+
+/** Mounts bpffs at /sys/fs/bpf when the pin root is under it and it is missing. Throws a BpfError when mounting fails. */
+function preparePinRoot(op: string, root: string | undefined): void {
+  if (root === undefined || !(root === '/sys/fs/bpf' || root.startsWith('/sys/fs/bpf/'))) return;
+  try {
+    ensureBpffs('/sys/fs/bpf');
+  } catch (e) {
+    throw new BpfError(op, e instanceof BpfError ? e.errno : Errno.EINVAL, `pin root ${root}: /sys/fs/bpf is not a bpffs and cannot be mounted`);
+  }
 }

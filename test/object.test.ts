@@ -222,7 +222,7 @@ describe.skipIf(!kernelTests())('BpfObject on a real kernel', () => {
     it('take raw bytes of the exact size', () => {
       using obj = BpfObject.open(mapsObj);
       obj.setConst('verdict', new Uint8Array(new Uint32Array([XdpAction.TX]).buffer)); // host order
-      expect(() => obj.setConst('verdict', new Uint8Array(3))).toThrow(new RangeError('verdict is 4 bytes, got 3'));
+      expect(() => obj.setConst('verdict', new Uint8Array(3))).toThrow(new RangeError('set verdict in maps: verdict is 4 bytes, got 3'));
       obj.load();
       expect(obj.program().testRun({ data: udpFrame() }).retval).toBe(XdpAction.TX);
     });

@@ -2,7 +2,7 @@
  * Reading struct layouts and global-variable offsets out of BTF, through
  * libbpf's btf API: the ground truth that TS layouts are checked against.
  */
-import { bpf, type BtfPtr } from './libbpf.js';
+import { bpf, viewOf, type BtfPtr } from './libbpf.js';
 import { BtfType, BtfMember, BtfVarSecinfo, decodeStruct } from './structs.js';
 import { lastErrno } from './native.js';
 
@@ -15,8 +15,20 @@ const KIND_DATASEC = 15;
 export interface BtfMemberLayout { name: string; offset: number; size: number }
 /** A struct as BTF describes it. */
 export interface BtfStructLayout { name: string; size: number; members: BtfMemberLayout[] }
-/** A global variable inside a data section (.rodata, .data, .bss). */
-export interface BtfVarLayout { name: string; offset: number; size: number }
+/** A global variable inside a data section (.rodata, .data, .bss); `type` is its BTF type id. */
+export interface BtfVarLayout { name: string; offset: number; size: number; type: number }
+
+/**
+ * The shape of a value as BTF describes it, modifiers and typedefs skipped:
+ * an integer (bool and char flagged), an enum, a float, an array of
+ * elements, or anything else (struct, union, pointer) by kind name.
+ */
+export type BtfShape =
+  | { kind: 'int'; size: number; signed: boolean; bool: boolean; char: boolean }
+  | { kind: 'enum'; size: number; signed: boolean }
+  | { kind: 'float'; size: number }
+  | { kind: 'array'; size: number; count: number; elem: BtfShape }
+  | { kind: 'other'; size: number; what: string };
 
 interface RawType { name_off: number; info: number; size_or_type: number }
 
@@ -63,9 +75,38 @@ export function btfDatasecVars(btf: BtfPtr, section: string): BtfVarLayout[] {
     const v = decodeStruct<{ type: number; offset: number; size: number }>(BtfVarSecinfo, ptr, 12 + i * 12);
     const vt = typeAt(btf, v.type);
     if (((vt.t.info >>> 24) & 0x1f) !== KIND_VAR) continue;
-    out.push({ name: bpf.btf_name_by_offset(btf, vt.t.name_off) ?? '', offset: v.offset, size: v.size });
+    out.push({ name: bpf.btf_name_by_offset(btf, vt.t.name_off) ?? '', offset: v.offset, size: v.size, type: vt.t.size_or_type });
   }
   return out;
+}
+
+const KIND_NAMES = ['void', 'int', 'pointer', 'array', 'struct', 'union', 'enum', 'fwd', 'typedef', 'volatile', 'const', 'restrict', 'func', 'func_proto', 'var', 'datasec', 'float', 'decl_tag', 'type_tag', 'enum64'];
+
+/** The shape of BTF type `id` (see BtfShape). */
+export function btfShape(btf: BtfPtr, id: number): BtfShape {
+  for (let depth = 0; depth < 32; depth++) {
+    if (id === 0) return { kind: 'other', size: 0, what: 'void' };
+    const { ptr, t } = typeAt(btf, id);
+    const kind = (t.info >>> 24) & 0x1f;
+    const kflag = (t.info >>> 31) & 1;
+    const extra = new DataView(viewOf(ptr, 24));
+    switch (kind) {
+      case 8: case 9: case 10: case 11: case 18: id = t.size_or_type; continue; // typedef, volatile, const, restrict, type_tag
+      case 1: { // int: encoding in bits 24..27 of the word after the header
+        const enc = (extra.getUint32(12, true) >>> 24) & 0xf;
+        return { kind: 'int', size: t.size_or_type, signed: (enc & 1) !== 0, char: (enc & 2) !== 0, bool: (enc & 4) !== 0 };
+      }
+      case 6: case 19: return { kind: 'enum', size: t.size_or_type, signed: kflag === 1 };
+      case 16: return { kind: 'float', size: t.size_or_type };
+      case 3: { // struct btf_array { type, index_type, nelems }
+        const elem = btfShape(btf, extra.getUint32(12, true));
+        const count = extra.getUint32(20, true);
+        return { kind: 'array', size: elem.size * count, count, elem };
+      }
+      default: return { kind: 'other', size: Number(bpf.btf_resolve_size(btf, id)), what: KIND_NAMES[kind] ?? `kind ${kind}` };
+    }
+  }
+  return { kind: 'other', size: 0, what: 'type chain too deep' };
 }
 
 /**
