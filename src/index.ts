@@ -4,7 +4,7 @@
  */
 export { BpfObject, type OpenOptions, type ObjectMapInfo } from './object.js';
 export { Program, ProgType, BPF_F_TEST_XDP_LIVE_FRAMES, type TestRunInput, type TestRunResult } from './program.js';
-export { BpfMap, PerCpuMap, MapType, mapTypeName, possibleCpus, mapInfoByFd, mapInUse, pinnedMapId, sumPerCpu, type UpdateFlag, type MapInfoView } from './map.js';
+export { BpfMap, PerCpuMap, MapType, mapTypeName, isPerCpuMapType, possibleCpus, mapInfoByFd, mapInUse, pinnedMapId, sumPerCpu, type UpdateFlag, type MapInfoView } from './map.js';
 export { LessonPins, PIN_BASE, netnsInode, type Pinnable, type FindPinsOptions } from './pins.js';
 export { ensureBpffs, isBpffs } from './bpffs.js';
 export { Link, type Attachment, type LinkInfo } from './link.js';

@@ -26,6 +26,11 @@ export function mapTypeName(type: number): string {
 
 const PERCPU_TYPES = new Set<number>([MapType.PERCPU_HASH, MapType.PERCPU_ARRAY, MapType.LRU_PERCPU_HASH, 21 /* PERCPU_CGROUP_STORAGE */]);
 
+/** True for map types that hold one value per possible CPU (open them as PerCpuMap). */
+export function isPerCpuMapType(type: number): boolean {
+  return PERCPU_TYPES.has(type);
+}
+
 /** How an update treats an existing key. */
 export type UpdateFlag = 'any' | 'noexist' | 'exist';
 const FLAGS: Record<UpdateFlag, number> = { any: 0, noexist: 1, exist: 2 };
