@@ -112,8 +112,8 @@ abstract class MapBase<K, V> {
     const info = src.type === undefined || fromBtf ? mapInfoByFd(src.fd, src.name) : undefined;
     if (fromBtf) {
       const c = mapCodecs({ ...info!, name: src.name || info!.name });
-      keyCodec = c.key as Codec<K>;
-      valueCodec = c.value as Codec<V>;
+      keyCodec = c.key as unknown as Codec<K>;
+      valueCodec = c.value as unknown as Codec<V>;
     }
     this.keyCodec = keyCodec!;
     this.valueCodec = valueCodec!;

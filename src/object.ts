@@ -244,7 +244,7 @@ export class BpfObject {
   map<K, V>(name: string, key?: Codec<K>, value?: Codec<V>): BpfMap<K, V> {
     const src = this.#source(name);
     const c = key === undefined && value === undefined ? this.#btfCodecs(name) : undefined;
-    const m = new BpfMap(src, c ? c.key as Codec<K> : key, c ? c.value as Codec<V> : value);
+    const m = new BpfMap(src, c ? c.key as unknown as Codec<K> : key, c ? c.value as unknown as Codec<V> : value);
     this.#handed.push(m);
     return m;
   }
@@ -255,7 +255,7 @@ export class BpfObject {
   perCpuMap<K, V>(name: string, key?: Codec<K>, value?: Codec<V>): PerCpuMap<K, V> {
     const src = this.#source(name);
     const c = key === undefined && value === undefined ? this.#btfCodecs(name) : undefined;
-    const m = new PerCpuMap(src, c ? c.key as Codec<K> : key, c ? c.value as Codec<V> : value);
+    const m = new PerCpuMap(src, c ? c.key as unknown as Codec<K> : key, c ? c.value as unknown as Codec<V> : value);
     this.#handed.push(m);
     return m;
   }

@@ -40,8 +40,14 @@ export interface BtfCodecOptions {
   ipv4?: boolean;
 }
 
+/** A codec of BtfValues that also writes JSON text straight from the bytes. */
+export interface ValueCodec extends Codec<BtfValue> {
+  /** The JSON text of the value at `offset` (as toJson(decode(...)), without building the object). */
+  json(buf: Buffer, offset?: number): string;
+}
+
 /** A codec built from BTF, with the C type it decodes. */
-export interface BtfCodec extends Codec<BtfValue> {
+export interface BtfCodec extends ValueCodec {
   /** The C spelling of the type ("struct conn_key"). */
   readonly typeName: string;
   /** The BTF type id. */
@@ -55,6 +61,41 @@ interface Node {
   dec(b: Buffer, o: number): BtfValue;
   /** `v` undefined writes zeros. */
   enc(v: unknown, b: Buffer, o: number, path: string): void;
+  /** JS source of an expression decoding at `o` (an expression) from buffer `b`; default: a call to dec. */
+  dx?(o: string, g: Gen): string;
+  /** JS source of an expression giving the JSON text of the value at `o`; default: toJson of dx. */
+  jx?(o: string, g: Gen): string;
+}
+
+/** Code generation of decoders: closures the generated code calls through F[i]. */
+class Gen {
+  readonly fns: unknown[] = [];
+  ref(fn: unknown): string {
+    this.fns.push(fn);
+    return `F[${this.fns.length - 1}]`;
+  }
+  dec(n: Node, o: string): string {
+    return n.dx ? n.dx(o, this) : `${this.ref(n.dec)}(b, ${o})`;
+  }
+  json(n: Node, o: string): string {
+    return n.jx ? n.jx(o, this) : `J(${this.dec(n, o)})`;
+  }
+}
+
+/** JSON text of an unsigned 64-bit integer at `o` (a number when exact, else through BigInt). */
+function u64Json(b: Buffer, o: number): string {
+  const hi = LE ? b.readUInt32LE(o + 4) : b.readUInt32BE(o);
+  if (hi < 0x200000) return String(hi * 4294967296 + (LE ? b.readUInt32LE(o) : b.readUInt32BE(o + 4)));
+  return (LE ? b.readBigUInt64LE(o) : b.readBigUInt64BE(o)).toString();
+}
+
+/** Compiles a node's decoder and JSON writer into functions (monomorphic object literals, no intermediate objects for JSON). */
+function compile(node: Node): { decode: (b: Buffer, o: number) => BtfValue; json: (b: Buffer, o: number) => string } {
+  const g = new Gen();
+  const d = g.dec(node, 'o');
+  const j = g.json(node, 'o');
+  const make = (body: string) => new Function('F', 'J', 'U', 'IP', `return function (b, o) { return ${body}; }`)(g.fns, toJson, u64Json, formatIpv4);
+  return { decode: make(d), json: make(j) };
 }
 
 /** Decides whether a __be32 member is shown as an address: its name ends in "ip" or "addr" (src_ip, saddr, vip). */
@@ -71,11 +112,13 @@ export function btfCodec(btf: Btf, typeId: number, opts: BtfCodecOptions = {}): 
   const node = c.node(typeId, '');
   const typeName = btf.typeName(typeId);
   const label = typeName.replace(/^(struct|union|enum) /, '');
+  const fast = compile(node);
   return {
     size: node.size,
     typeName,
     typeId,
-    decode: (b: Buffer, o = 0) => node.dec(b, o),
+    decode: (b: Buffer, o = 0) => fast.decode(b, o),
+    json: (b: Buffer, o = 0) => fast.json(b, o),
     encode: (v: BtfValue, b: Buffer, o = 0) => {
       if (v === undefined || v === null) throw new TypeError(`${label}: no value given`);
       b.fill(0, o, o + node.size);
@@ -199,8 +242,12 @@ interface Field { name: string; byteOffset: number; bitShift: number; bits: numb
 function recordNode(size: number, fields: Field[], what: string): Node {
   const names = new Set(fields.map((f) => f.name));
   const byName = new Map(fields.map((f) => [f.name, f]));
+  const at = (o: string, n: number) => (n === 0 ? o : `(${o} + ${n})`);
+  const bitsDec = (f: Field, o: string, g: Gen) => `${g.ref(readBits)}(b, ${at(o, f.byteOffset)}, ${f.bitShift}, ${f.bits}, ${f.signed}, ${g.ref(f.node)})`;
   return {
     size,
+    dx: (o, g) => `({ ${fields.map((f) => `${JSON.stringify(f.name)}: ${f.bits ? bitsDec(f, o, g) : g.dec(f.node, at(o, f.byteOffset))}`).join(', ')} })`,
+    jx: (o, g) => (fields.length === 0 ? "'{}'" : fields.map((f, i) => `${JSON.stringify(`${i === 0 ? '{' : ','}${JSON.stringify(f.name)}:`)} + ${f.bits ? `J(${bitsDec(f, o, g)})` : g.json(f.node, at(o, f.byteOffset))}`).join(' + ') + " + '}'"),
     dec(b, o) {
       const out: { [k: string]: BtfValue } = {};
       for (const f of fields) out[f.name] = f.bits ? readBits(b, o + f.byteOffset, f.bitShift, f.bits, f.signed, f.node) : f.node.dec(b, o + f.byteOffset);
@@ -248,6 +295,19 @@ function writeBits(b: Buffer, at: number, shift: number, bits: number, signed: b
 }
 
 function intNode(size: number, signed: boolean, be: boolean): Node {
+  const n = intNodeBase(size, signed, be);
+  const little = be ? false : LE;
+  const E = little ? 'LE' : 'BE';
+  if (size === 1) { n.dx = (o) => (signed ? `b.readInt8(${o})` : `b[${o}]`); n.jx = (o) => `'' + ${n.dx!(o, undefined as never)}`; }
+  if (size === 2 || size === 4) { n.dx = (o) => `b.read${signed ? 'Int' : 'UInt'}${size * 8}${E}(${o})`; n.jx = (o) => `'' + ${n.dx!(o, undefined as never)}`; }
+  if (size === 8) {
+    n.dx = (o) => `b.readBig${signed ? 'Int' : 'UInt'}64${E}(${o})`;
+    n.jx = (o, g) => (signed || !little ? `'' + ${n.dx!(o, g)}` : `U(b, ${o})`);
+  }
+  return n;
+}
+
+function intNodeBase(size: number, signed: boolean, be: boolean): Node {
   const little = be ? false : LE;
   switch (size) {
     case 1: return {
@@ -322,6 +382,8 @@ function boolNode(size: number): Node {
 function ipv4Node(): Node {
   return {
     size: 4,
+    dx: (o) => `IP(b.readUInt32BE(${o}))`,
+    jx: (o) => `'"' + IP(b.readUInt32BE(${o})) + '"'`,
     dec: (b, o) => formatIpv4(b.readUInt32BE(o)),
     enc(v, b, o, path) {
       if (typeof v === 'string') {
@@ -420,8 +482,13 @@ function bytesInto(v: unknown, n: number, b: Buffer, o: number, path: string): v
 }
 
 function arrayNode(el: Node, n: number): Node {
+  const idx = Array.from({ length: n }, (_, i) => i);
   return {
     size: el.size * n,
+    ...(n <= 16 ? {
+      dx: (o: string, g: Gen) => `[${idx.map((i) => g.dec(el, `(${o} + ${i * el.size})`)).join(', ')}]`,
+      jx: (o: string, g: Gen) => (n === 0 ? "'[]'" : `'[' + ${idx.map((i) => g.json(el, `(${o} + ${i * el.size})`)).join(" + ',' + ")} + ']'`),
+    } : {}),
     dec(b, o) {
       const out: BtfValue[] = new Array(n);
       for (let i = 0; i < n; i++) out[i] = el.dec(b, o + i * el.size);
@@ -439,6 +506,8 @@ function arrayNode(el: Node, n: number): Node {
 function hexNode(size: number): Node {
   return {
     size,
+    dx: (o) => `'0x' + b.toString('hex', ${o}, ${o} + ${size})`,
+    jx: (o) => `'"0x' + b.toString('hex', ${o}, ${o} + ${size}) + '"'`,
     dec: (b, o) => toHex(b, o, size),
     enc(v, b, o, path) { parseHexInto(v, size, b, o, path); },
   };
@@ -475,9 +544,10 @@ export function parseHexInto(v: unknown, size: number, b: Buffer, o: number, pat
 }
 
 /** A codec for bytes with no BTF: decodes to hex ("0x0a000001"), encodes from hex, a Uint8Array or (1/2/4/8 bytes) an integer. */
-export function hexCodec(size: number, what = 'value'): Codec<BtfValue> {
+export function hexCodec(size: number, what = 'value'): ValueCodec {
   return {
     size,
+    json: (b: Buffer, o = 0) => `"0x${b.toString('hex', o, o + size)}"`,
     decode: (b: Buffer, o = 0) => toHex(b, o, size),
     encode: (v: BtfValue, b: Buffer, o = 0) => parseHexInto(v, size, b, o, what),
   };

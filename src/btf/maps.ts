@@ -4,9 +4,8 @@
  * what BpfObject.map(name) and BpfMap.openPinned/openById use when no
  * codecs are given.
  */
-import type { Codec } from '../codec.js';
 import { Btf } from './btf.js';
-import { btfCodec, hexCodec, type BtfCodecOptions, type BtfValue } from './codec.js';
+import { btfCodec, hexCodec, type BtfCodecOptions, type ValueCodec } from './codec.js';
 
 /** Where a map's key and value types are described. */
 export interface MapBtfRef {
@@ -21,8 +20,8 @@ export interface MapBtfRef {
 
 /** A map's codecs, and whether each came from BTF. */
 export interface MapCodecs {
-  key: Codec<BtfValue>;
-  value: Codec<BtfValue>;
+  key: ValueCodec;
+  value: ValueCodec;
   /** The C type names ("struct conn_key"), or undefined where the codec is raw hex. */
   keyType?: string;
   valueType?: string;
@@ -37,7 +36,7 @@ export interface MapCodecs {
  */
 export function mapCodecs(ref: MapBtfRef, btf?: Btf, opts?: BtfCodecOptions): MapCodecs {
   const b = btf ?? (ref.btfId ? Btf.fromKernelId(ref.btfId) : undefined);
-  const one = (id: number, size: number, what: string): [Codec<BtfValue>, string | undefined] => {
+  const one = (id: number, size: number, what: string): [ValueCodec, string | undefined] => {
     if (b && id) {
       try {
         const c = btfCodec(b, id, opts);

@@ -29,7 +29,7 @@ describe('Btf.parse', () => {
     expect(t.size).toBe(152);
     expect(btf.typeName(t.id)).toBe('struct kinds');
     expect(btf.find('color', BtfKind.ENUM)).toHaveLength(1);
-    expect(btf.datasec('.bss')!.vars.map((v) => v.name)).toEqual(['packets', 'last_len', 'shape']);
+    expect(btf.datasec('.bss')!.vars.map((v) => v.name)).toEqual(['packets', 'last_len', 'shape', 'unused_ring_rec']);
   });
 
   it('refuses bytes that are not BTF', () => {
@@ -49,6 +49,16 @@ describe('btfCodec', () => {
   it('round-trips every kind: ints, bool, char[], byte arrays, enums, bitfields, structs, unions, 2-D arrays, pointers, floats, typedefs, __be', () => {
     const got = kinds.decode(enc(sample)) as Record<string, BtfValue>;
     expect(got).toEqual({ ...sample, quad: [4, 3, 2, 1], un: { as_u32: 0x00050006, as_u16: [6, 5] } });
+  });
+
+  it('writes JSON straight from the bytes, as toJson of the decoded value', () => {
+    for (const v of [sample, {}, { u64v: 2n ** 53n + 1n, s64v: -(2n ** 62n), name: 'a"b\\c' }]) {
+      const b = enc(v);
+      expect(kinds.json(b)).toBe(toJson(kinds.decode(b)));
+      expect(JSON.parse(kinds.json(b)).u8v).toBe((kinds.decode(b) as Record<string, number>).u8v);
+    }
+    const shifted = Buffer.concat([Buffer.alloc(5, 0xff), enc(sample)]);
+    expect(kinds.json(shifted, 5)).toBe(toJson(sample && kinds.decode(enc(sample))));
   });
 
   it('writes the bytes C would', () => {

@@ -286,23 +286,22 @@ export function registerMap(program: Command): void {
         const vc = m.codecs.value;
         if (json) out.line('[');
         forEachEntry(m, (k, vals) => {
-          const key = kc.decode(k, 0);
           if (json) {
             let rec: string;
             if (m.perCpu) {
               const vs = vals.map((v) => vc.decode(v, 0));
-              rec = `{"key":${toJson(key)},"values":[${vs.map((v, cpu) => `{"cpu":${cpu},"value":${toJson(v)}}`).join(',')}],"sum":${toJson(sumValues(vs))}}`;
+              rec = `{"key":${kc.json(k, 0)},"values":[${vs.map((v, cpu) => `{"cpu":${cpu},"value":${toJson(v)}}`).join(',')}],"sum":${toJson(sumValues(vs))}}`;
             } else {
-              rec = `{"key":${toJson(key)},"value":${toJson(vc.decode(vals[0], 0))}}`;
+              rec = `{"key":${kc.json(k, 0)},"value":${vc.json(vals[0], 0)}}`;
             }
             out.line(n === 0 ? rec : `,${rec}`);
           } else if (m.perCpu) {
             const vs = vals.map((v) => vc.decode(v, 0));
-            out.line(`key: ${toJson(key)}`);
+            out.line(`key: ${kc.json(k, 0)}`);
             vs.forEach((v, cpu) => out.line(`  cpu${cpu}: ${toJson(v)}`));
             out.line(`  sum: ${toJson(sumValues(vs))}`);
           } else {
-            out.line(`key: ${toJson(key)}  value: ${toJson(vc.decode(vals[0], 0))}`);
+            out.line(`key: ${kc.json(k, 0)}  value: ${vc.json(vals[0], 0)}`);
           }
           n++;
         }, () => out.closed);
