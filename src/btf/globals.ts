@@ -68,25 +68,22 @@ export function openGlobals(btf: Btf | undefined, maps: SectionMap[], objName: s
     const info = btf.datasec(sec)!;
     const readOnly = (m.flags & BPF_F_RDONLY_PROG) !== 0;
     const mapping = mapIt(m, !readOnly, `${sec} of ${objName}`);
-    let live = true;
-    track({ _invalidate() { live = false; mapping.unmap(); } });
+    const state = { live: true };
+    track({ _invalidate() { state.live = false; mapping.unmap(); } });
     const buf = Buffer.from(mapping.buffer, 0, m.valueSize);
-    const dv = new DataView(mapping.buffer, 0, m.valueSize);
     const vars: GlobalVars = Object.create(null) as GlobalVars;
     const label = sec.slice(1);
     const closed = () => new BpfError(`use ${objName} global`, Errno.EBADF, 'object is closed');
     for (const v of info.vars) {
       if (!v.name || v.offset + v.size > m.valueSize) continue;
       const codec = btfCodec(btf, v.type);
-      const fast = fastScalar(btf, v.type, dv, v.offset);
+      const fast = fastScalar(btf, v.type, mapping.buffer, v.offset, state, closed);
       const set = readOnly
         ? () => { throw new TypeError(`${label}.${v.name} is read-only after load (.rodata is frozen): set it before load`); }
         : fast
-          ? (x: BtfValue) => { if (!live) throw closed(); fast.set(x, codec, buf, v.offset); }
-          : (x: BtfValue) => { if (!live) throw closed(); codec.encode(x, buf, v.offset); };
-      const get = fast
-        ? () => { if (!live) throw closed(); return fast.get(); }
-        : () => { if (!live) throw closed(); return codec.decode(buf, v.offset); };
+          ? (x: BtfValue) => { if (!state.live) throw closed(); fast.set(x, codec, buf, v.offset); }
+          : (x: BtfValue) => { if (!state.live) throw closed(); codec.encode(x, buf, v.offset); };
+      const get = fast ? fast.get : () => { if (!state.live) throw closed(); return codec.decode(buf, v.offset); };
       Object.defineProperty(vars, v.name, { get, set, enumerable: true });
     }
     out[label] = Object.freeze(vars);
@@ -94,22 +91,51 @@ export function openGlobals(btf: Btf | undefined, maps: SectionMap[], objName: s
   return Object.freeze(out);
 }
 
-/** Plain integer variables read straight from a DataView (the common counter case). */
-function fastScalar(btf: Btf, type: number, dv: DataView, off: number): { get(): BtfValue; set(x: BtfValue, c: BtfCodec, b: Buffer, o: number): void } | undefined {
+/**
+ * Plain integer variables read straight from memory (the common counter
+ * case): a typed-array element when aligned, else a DataView load; the
+ * getter checks the mapping is alive and does nothing else.
+ */
+function fastScalar(btf: Btf, type: number, ab: ArrayBuffer, off: number, state: { live: boolean }, closed: () => Error):
+  { get(): BtfValue; set(x: BtfValue, c: BtfCodec, b: Buffer, o: number): void } | undefined {
   const t = btf.resolve(type);
   if (t.kind !== BtfKind.INT || (t.intEncoding! & 4) || t.intOffset || t.intBits !== t.size * 8) return undefined;
   if (btf.typedefChain(type).some((n) => /^__be/.test(n))) return undefined;
   const signed = (t.intEncoding! & 1) !== 0;
   const slow = (x: BtfValue, c: BtfCodec, b: Buffer, o: number) => c.encode(x, b, o);
+  const dv = new DataView(ab);
+  const aligned = off % t.size === 0 && LE;
   switch (t.size) {
-    case 4: return signed
-      ? { get: () => dv.getInt32(off, LE), set: (x, c, b, o) => { if (typeof x === 'number' && (x | 0) === x) dv.setInt32(off, x, LE); else slow(x, c, b, o); } }
-      : { get: () => dv.getUint32(off, LE), set: (x, c, b, o) => { if (typeof x === 'number' && x >>> 0 === x) dv.setUint32(off, x, LE); else slow(x, c, b, o); } };
-    case 8: return signed
-      ? { get: () => dv.getBigInt64(off, LE), set: slow }
-      : { get: () => dv.getBigUint64(off, LE), set: (x, c, b, o) => { if (typeof x === 'bigint' && x >= 0n && x < 1n << 64n) dv.setBigUint64(off, x, LE); else slow(x, c, b, o); } };
-    case 2: return { get: signed ? () => dv.getInt16(off, LE) : () => dv.getUint16(off, LE), set: slow };
-    case 1: return { get: signed ? () => dv.getInt8(off) : () => dv.getUint8(off), set: slow };
+    case 8: {
+      if (aligned) {
+        const a = signed ? new BigInt64Array(ab, off, 1) : new BigUint64Array(ab, off, 1);
+        return {
+          get() { if (!state.live) throw closed(); return a[0]; },
+          set: (x, c, b, o) => { if (typeof x === 'bigint' && (signed ? BigInt.asIntN(64, x) : BigInt.asUintN(64, x)) === x) a[0] = x; else slow(x, c, b, o); },
+        };
+      }
+      return signed
+        ? { get() { if (!state.live) throw closed(); return dv.getBigInt64(off, LE); }, set: slow }
+        : { get() { if (!state.live) throw closed(); return dv.getBigUint64(off, LE); }, set: slow };
+    }
+    case 4: {
+      if (aligned) {
+        const a = signed ? new Int32Array(ab, off, 1) : new Uint32Array(ab, off, 1);
+        return {
+          get() { if (!state.live) throw closed(); return a[0]; },
+          set: (x, c, b, o) => { if (typeof x === 'number' && (signed ? (x | 0) === x : x >>> 0 === x)) a[0] = x; else slow(x, c, b, o); },
+        };
+      }
+      return signed
+        ? { get() { if (!state.live) throw closed(); return dv.getInt32(off, LE); }, set: slow }
+        : { get() { if (!state.live) throw closed(); return dv.getUint32(off, LE); }, set: slow };
+    }
+    case 2: return signed
+      ? { get() { if (!state.live) throw closed(); return dv.getInt16(off, LE); }, set: slow }
+      : { get() { if (!state.live) throw closed(); return dv.getUint16(off, LE); }, set: slow };
+    case 1: return signed
+      ? { get() { if (!state.live) throw closed(); return dv.getInt8(off); }, set: slow }
+      : { get() { if (!state.live) throw closed(); return dv.getUint8(off); }, set: slow };
     default: return undefined;
   }
 }

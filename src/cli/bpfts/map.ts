@@ -210,8 +210,13 @@ function jsonWanted(cmd: Command): boolean {
   return Boolean((cmd.optsWithGlobals() as JsonOpt).json);
 }
 
-/** Streams every entry of a map (batch lookups, else key iteration) to `emit`. Stops when `stop()` says so. */
-function forEachEntry(m: CliMap, emit: (key: Buffer, values: Buffer[]) => void, stop: () => boolean): void {
+/**
+ * Streams every entry of a map (batch lookups, else key iteration) to
+ * `emit(keys, keyOffset, values, valueOffset)`: CPU c's value of a per-CPU
+ * map is at valueOffset + c * slot. The buffers are reused: read them in
+ * `emit`. Stops when `stop()` says so.
+ */
+function forEachEntry(m: CliMap, emit: (kb: Buffer, ko: number, vb: Buffer, vo: number) => void, stop: () => boolean): void {
   const ks = m.info.keySize;
   const vs = m.info.valueSize;
   const slot = m.perCpu ? Math.ceil(vs / 8) * 8 : vs;
@@ -223,22 +228,25 @@ function forEachEntry(m: CliMap, emit: (key: Buffer, values: Buffer[]) => void, 
       m.map.lookupBatchRaw((keys, values, count) => {
         batched = true;
         if (stop()) return;
-        for (let i = 0; i < count; i++) {
-          const vals: Buffer[] = new Array(ncpu);
-          for (let c = 0; c < ncpu; c++) vals[c] = values.subarray(i * per + c * slot, i * per + c * slot + vs);
-          emit(keys.subarray(i * ks, (i + 1) * ks), vals);
-        }
-      }, 4096);
+        for (let i = 0; i < count; i++) emit(keys, i * ks, values, i * per);
+      }, 8192);
       return;
     } catch (e) {
       const noBatch = e instanceof BpfError && [Errno.EINVAL, Errno.ENOSYS, Errno.EOPNOTSUPP, Errno.ENOTSUPP].includes(e.errno as never);
       if (!noBatch || batched) throw e;
     }
   }
+  const vb = Buffer.alloc(per);
   for (const [k, v] of m.map.entries()) {
     if (stop()) return;
-    emit(k, Array.isArray(v) ? v : [v]);
+    (Array.isArray(v) ? v : [v]).forEach((x, c) => x.copy(vb, c * slot));
+    emit(k, 0, vb, 0);
   }
+}
+
+/** Slot size of one CPU's value in a per-CPU map's value array. */
+function slotOf(m: CliMap): number {
+  return Math.ceil(m.info.valueSize / 8) * 8;
 }
 
 /** Adds `bpfts map ...` to the program. */
@@ -285,26 +293,34 @@ export function registerMap(program: Command): void {
         const kc = m.codecs.key;
         const vc = m.codecs.value;
         if (json) out.line('[');
-        forEachEntry(m, (k, vals) => {
+        const slot = slotOf(m);
+        const cpus = Array.from({ length: possibleCpus }, (_, c) => c);
+        // Lines are joined into blocks of ~64 KiB before they reach Output: one write per block.
+        let acc = '';
+        const line = (l: string) => {
+          acc = acc.length === 0 ? l : `${acc}\n${l}`;
+          if (acc.length >= 65536) { out.line(acc); acc = ''; }
+        };
+        forEachEntry(m, (kb, ko, vb, vo) => {
           if (json) {
             let rec: string;
             if (m.perCpu) {
-              const vs = vals.map((v) => vc.decode(v, 0));
-              rec = `{"key":${kc.json(k, 0)},"values":[${vs.map((v, cpu) => `{"cpu":${cpu},"value":${toJson(v)}}`).join(',')}],"sum":${toJson(sumValues(vs))}}`;
+              const vs = cpus.map((c) => vc.decode(vb, vo + c * slot));
+              rec = `{"key":${kc.json(kb, ko)},"values":[${cpus.map((c) => `{"cpu":${c},"value":${vc.json(vb, vo + c * slot)}}`).join(',')}],"sum":${toJson(sumValues(vs))}}`;
             } else {
-              rec = `{"key":${kc.json(k, 0)},"value":${vc.json(vals[0], 0)}}`;
+              rec = `{"key":${kc.json(kb, ko)},"value":${vc.json(vb, vo)}}`;
             }
-            out.line(n === 0 ? rec : `,${rec}`);
+            line(n === 0 ? rec : `,${rec}`);
           } else if (m.perCpu) {
-            const vs = vals.map((v) => vc.decode(v, 0));
-            out.line(`key: ${kc.json(k, 0)}`);
-            vs.forEach((v, cpu) => out.line(`  cpu${cpu}: ${toJson(v)}`));
-            out.line(`  sum: ${toJson(sumValues(vs))}`);
+            line(`key: ${kc.json(kb, ko)}`);
+            for (const c of cpus) line(`  cpu${c}: ${vc.json(vb, vo + c * slot)}`);
+            line(`  sum: ${toJson(sumValues(cpus.map((c) => vc.decode(vb, vo + c * slot))))}`);
           } else {
-            out.line(`key: ${kc.json(k, 0)}  value: ${vc.json(vals[0], 0)}`);
+            line(`key: ${kc.json(kb, ko)}  value: ${vc.json(vb, vo)}`);
           }
           n++;
         }, () => out.closed);
+        if (acc.length) out.line(acc);
         if (json) out.line(']');
         else out.line(`Found ${n} element${n === 1 ? '' : 's'}`);
       } finally {
