@@ -18,7 +18,7 @@ const MAIN = join(REPO_ROOT, 'src/cli/bpfts/main.ts');
 function bpfts(args: string[], opts: { unprivileged?: boolean } = {}): { code: number; out: string; err: string } {
   const cmd = opts.unprivileged ? 'unshare' : process.execPath;
   const argv = [...(opts.unprivileged ? ['--user', process.execPath] : []), '--import', 'tsx', MAIN, ...args];
-  const r = spawnSync(cmd, argv, { encoding: 'utf8', cwd: REPO_ROOT, timeout: 30_000 });
+  const r = spawnSync(cmd, argv, { encoding: 'utf8', cwd: REPO_ROOT, timeout: 60_000, maxBuffer: 64 << 20 });
   return { code: r.status ?? -1, out: r.stdout, err: r.stderr };
 }
 
@@ -111,6 +111,27 @@ describe.skipIf(!kernelTests())('bpfts map', () => {
     const list = JSON.parse(ok(['map', 'list', '--json'])) as Array<{ id: number; name: string }>;
     expect(list.find((m) => m.id === connShow.id)?.name).toBe('conn_table');
     expect(ok(['map', 'show', `id:${connShow.id}`])).toMatch(new RegExp(`^${connShow.id}: hash  name conn_table  flags 0x0  key 12B  value 16B  max_entries 65536  btf_id \\d+\\n\\tkey struct conn_key  value struct conn_val\\n$`));
+  });
+
+  it('dumps a large map with batch lookups, as one JSON document, and stops cleanly when its reader goes away', () => {
+    const big = join(dir, 'big');
+    const m = obj.map('conn_table');
+    const entries = Array.from({ length: 20000 }, (_, i) => [{ src_ip: 0x0b000000 + i, dst_ip: i, proto: 17 }, { packets: i, bytes: 2 * i }] as const);
+    expect(m.updateBatch(entries)).toBe(20000);
+    try {
+      m.pin(big);
+      const all = JSON.parse(ok(['map', 'dump', big, '--json'])) as Array<{ key: { src_ip: string; dst_ip: string }; value: { packets: number; bytes: number } }>;
+      const ours = all.filter((e) => e.key.src_ip.startsWith('11.'));
+      expect(ours).toHaveLength(20000);
+      const e = ours.find((x) => x.key.src_ip === '11.0.1.0')!;
+      expect(e.value).toEqual({ packets: 256, bytes: 512 });
+      expect(e.key.dst_ip).toBe('0.0.1.0');
+      const r = spawnSync('bash', ['-c', `"${process.execPath}" --import tsx "${MAIN}" map dump "${big}" | head -1; echo "status \${PIPESTATUS[0]}"`], { encoding: 'utf8', cwd: REPO_ROOT });
+      expect(r.stdout).toMatch(/^key: \{"src_ip":.*\nstatus 0\n$/);
+      expect(r.stderr).toBe('');
+    } finally {
+      m.deleteBatch(entries.map(([k]) => k));
+    }
   });
 
   it('pins a map', () => {
