@@ -68,6 +68,9 @@ const MAP_TYPE_NAMES = [
 
 /** Generates TypeScript for the object's BTF. Throws a GenError for a named type it does not have. */
 export function genTypes(btf: Btf, opts: GenOptions = {}): GenResult {
+  // Structs given a struct() codec have DSL-shaped interfaces (u64 as number...); where the
+  // BTF codec's shape is meant (other structs' members, globals), they are spelled inline.
+  const dsl = new Set<number>();
   const wanted: number[] = [];
   const maps: GenResult['maps'] = [];
   // .maps: each variable is a struct whose members type/max_entries (int as array length) and key/value (pointers) describe the map.
@@ -133,6 +136,7 @@ export function genTypes(btf: Btf, opts: GenOptions = {}): GenResult {
     }
     const g = structOf(btf, t, opts.bigint ?? false);
     structs.push(g);
+    if (g.spec) dsl.add(t.id);
     const kw = t.kind === BtfKind.UNION ? 'union' : 'struct';
     body.push('');
     if (g.spec) {
@@ -150,7 +154,7 @@ export function genTypes(btf: Btf, opts: GenOptions = {}): GenResult {
     } else {
       body.push(`/** ${kw} ${t.name} (${t.size} bytes), as the BTF codec decodes it (obj.map(name) with no codecs): no struct() codec, ${g.why}. */`);
       body.push(`export interface ${g.typeName} {`);
-      for (const [name, ts] of btfMembers(btf, t)) body.push(`  ${name}: ${ts};`);
+      for (const [name, ts] of btfMembers(btf, t, dsl)) body.push(`  ${name}: ${ts};`);
       body.push('}');
     }
   }
@@ -164,7 +168,7 @@ export function genTypes(btf: Btf, opts: GenOptions = {}): GenResult {
   for (const g of globals) {
     body.push('', `/** The variables of .${g.section}, as obj.globals.${g.section.includes('.') ? `['${g.section}']` : g.section} shows them (through the mapping, BTF-typed). */`);
     body.push(`export interface ${pascal(g.section.replace(/\./g, '_'))}Globals {`);
-    for (const v of g.vars) body.push(`  ${v.name}: ${btfTsType(btf, v.type, v.name)};`);
+    for (const v of g.vars) body.push(`  ${v.name}: ${btfTsType(btf, v.type, v.name, dsl)};`);
     body.push('}');
   }
   if (structs.some((s) => s.spec)) out.push(`import { struct } from '${opts.importFrom ?? 'libbpf-ts'}';`);
@@ -231,13 +235,13 @@ function fieldOf(btf: Btf, type: number, name: string, size: number, bigint: boo
 }
 
 /** Members of a struct/union with the TS types of the BTF codec's shapes (anonymous members merged). */
-function btfMembers(btf: Btf, t: BtfTypeInfo): Array<[string, string]> {
+function btfMembers(btf: Btf, t: BtfTypeInfo, dsl: ReadonlySet<number>): Array<[string, string]> {
   const out: Array<[string, string]> = [];
   for (const m of t.members ?? []) {
     const mt = btf.resolve(m.type);
-    if (!m.name && (mt.kind === BtfKind.STRUCT || mt.kind === BtfKind.UNION)) { out.push(...btfMembers(btf, mt)); continue; }
+    if (!m.name && (mt.kind === BtfKind.STRUCT || mt.kind === BtfKind.UNION)) { out.push(...btfMembers(btf, mt, dsl)); continue; }
     if (m.bitSize) { out.push([m.name, m.bitSize > 32 ? 'bigint' : mt.kind === BtfKind.ENUM ? `${enumTs(mt)} | number` : 'number']); continue; }
-    out.push([m.name, btfTsType(btf, m.type, m.name)]);
+    out.push([m.name, btfTsType(btf, m.type, m.name, dsl)]);
   }
   return out;
 }
@@ -247,7 +251,7 @@ function enumTs(t: BtfTypeInfo): string {
 }
 
 /** The TS type of what the BTF codec decodes for `type` (see src/btf/codec.ts). */
-function btfTsType(btf: Btf, type: number, name: string): string {
+function btfTsType(btf: Btf, type: number, name: string, dsl: ReadonlySet<number>): string {
   const t = btf.resolve(type);
   switch (t.kind) {
     case BtfKind.INT: {
@@ -262,11 +266,11 @@ function btfTsType(btf: Btf, type: number, name: string): string {
     case BtfKind.ARRAY: {
       const el = btf.resolve(t.type);
       if (el.kind === BtfKind.INT && el.size === 1 && (el.name === 'char' || (el.intEncoding! & 2) !== 0)) return 'string';
-      const inner = btfTsType(btf, t.type, '');
+      const inner = btfTsType(btf, t.type, '', dsl);
       return /[|&]/.test(inner) ? `Array<${inner}>` : `${inner}[]`;
     }
     case BtfKind.STRUCT: case BtfKind.UNION:
-      return t.name ? pascal(t.name) : `{ ${btfMembers(btf, t).map(([n, ts]) => `${n}: ${ts}`).join('; ')} }`;
+      return t.name && !dsl.has(t.id) ? pascal(t.name) : `{ ${btfMembers(btf, t, dsl).map(([n, ts]) => `${n}: ${ts}`).join('; ')} }`;
     default: return 'string';
   }
 }
