@@ -6,8 +6,11 @@ import { bpf } from './ffi/libbpf.js';
 import { MapInfo, MapBatchOpts, ProgInfo, sizeOf } from './ffi/structs.js';
 import { lastErrno } from './ffi/native.js';
 import { allocNative, closeFd, type NativeBuffer } from './ffi/sys.js';
+import { mapFdById } from './ffi/mapids.js';
 import { BpfError, Errno, bpfCallError } from './errors.js';
 import type { Codec } from './codec.js';
+import { mapCodecs } from './btf/maps.js';
+import type { BtfValue } from './btf/codec.js';
 
 import { MapType, mapTypeName } from './kinds.js';
 
@@ -15,6 +18,11 @@ import { MapType, mapTypeName } from './kinds.js';
 export { MapType, mapTypeName };
 
 const PERCPU_TYPES = new Set<number>([MapType.PERCPU_HASH, MapType.PERCPU_ARRAY, MapType.LRU_PERCPU_HASH, MapType.PERCPU_CGROUP_STORAGE]);
+
+/** True for map types that hold one value per possible CPU (open them as PerCpuMap). */
+export function isPerCpuMapType(type: number): boolean {
+  return PERCPU_TYPES.has(type);
+}
 
 /** How an update treats an existing key. */
 export type UpdateFlag = 'any' | 'noexist' | 'exist';
@@ -24,6 +32,8 @@ const FLAGS: Record<UpdateFlag, number> = { any: 0, noexist: 1, exist: 2 };
 export interface MapInfoView {
   name: string; type: number; typeName: string; id: number;
   keySize: number; valueSize: number; maxEntries: number; flags: number;
+  /** The kernel id of the BTF describing key and value (0: none), and their type ids in it. */
+  btfId: number; btfKeyTypeId: number; btfValueTypeId: number;
 }
 
 /** Where a map's fd came from and who closes it. */
@@ -38,8 +48,11 @@ export function mapInfoByFd(fd: number, what = `fd ${fd}`): MapInfoView {
   const len: [number] = [sizeOf(MapInfo)];
   const r = bpf.map_get_info_by_fd(fd, info, len);
   if (r < 0) throw new BpfError(`get info of map ${what}`, -r);
-  const i = info as { name: string; type: number; id: number; key_size: number; value_size: number; max_entries: number; map_flags: number };
-  return { name: i.name, type: i.type, typeName: mapTypeName(i.type), id: i.id, keySize: i.key_size, valueSize: i.value_size, maxEntries: i.max_entries, flags: i.map_flags };
+  const i = info as { name: string; type: number; id: number; key_size: number; value_size: number; max_entries: number; map_flags: number; btf_id: number; btf_key_type_id: number; btf_value_type_id: number };
+  return {
+    name: i.name, type: i.type, typeName: mapTypeName(i.type), id: i.id, keySize: i.key_size, valueSize: i.value_size, maxEntries: i.max_entries, flags: i.map_flags,
+    btfId: i.btf_id, btfKeyTypeId: i.btf_key_type_id, btfValueTypeId: i.btf_value_type_id,
+  };
 }
 
 const SIZED_CODECS: Record<number, string> = { 1: 'u8', 2: 'u16', 4: 'u32', 8: 'u64' };
@@ -78,9 +91,25 @@ abstract class MapBase<K, V> {
   protected readonly slot: number;
   #fd: number;
   readonly #owned: boolean;
+  /** Converts keys (from BTF when no codec was given). */
+  readonly keyCodec: Codec<K>;
+  /** Converts values (one CPU's value for per-CPU maps). */
+  readonly valueCodec: Codec<V>;
 
-  protected constructor(src: MapSource, readonly keyCodec: Codec<K>, readonly valueCodec: Codec<V>, perCpu: boolean) {
-    const info = src.type === undefined ? mapInfoByFd(src.fd, src.name) : undefined;
+  /**
+   * Without codecs (both undefined) the map's BTF gives them (BtfValue
+   * objects with the C field names; raw hex where the map has no BTF).
+   */
+  protected constructor(src: MapSource, keyCodec: Codec<K> | undefined, valueCodec: Codec<V> | undefined, perCpu: boolean) {
+    const fromBtf = keyCodec === undefined && valueCodec === undefined;
+    const info = src.type === undefined || fromBtf ? mapInfoByFd(src.fd, src.name) : undefined;
+    if (fromBtf) {
+      const c = mapCodecs({ ...info!, name: src.name || info!.name });
+      keyCodec = c.key as unknown as Codec<K>;
+      valueCodec = c.value as unknown as Codec<V>;
+    }
+    this.keyCodec = keyCodec!;
+    this.valueCodec = valueCodec!;
     this.#fd = src.fd;
     this.#owned = src.owned;
     this.name = src.name || info?.name || '';
@@ -89,6 +118,8 @@ abstract class MapBase<K, V> {
     this.valueSize = src.valueSize ?? info!.valueSize;
     this.maxEntries = src.maxEntries ?? info!.maxEntries;
     requireCodecs(this.name, perCpu ? 'perCpuMap' : 'map', keyCodec, valueCodec, this.keySize, this.valueSize);
+    keyCodec = keyCodec!;
+    valueCodec = valueCodec!;
     if (PERCPU_TYPES.has(this.type) !== perCpu) {
       throw new TypeError(`map ${this.name} is a ${mapTypeName(this.type)} map: open it with ${perCpu ? 'map()' : 'perCpuMap()'}`);
     }
@@ -267,14 +298,38 @@ const NO_BATCH: ReadonlySet<number> = new Set([Errno.EINVAL, Errno.ENOSYS, Errno
 /** A map with one value per key. */
 export class BpfMap<K, V> extends MapBase<K, V> {
   /** @internal use BpfObject.map(), BpfMap.openPinned() or BpfMap.create(). */
-  constructor(src: MapSource, keyCodec: Codec<K>, valueCodec: Codec<V>) {
+  constructor(src: MapSource, keyCodec: Codec<K> | undefined, valueCodec: Codec<V> | undefined) {
     super(src, keyCodec, valueCodec, false);
   }
 
-  /** Opens a map pinned on bpffs. Throws a BpfError (ENOENT when nothing is pinned there). */
-  static openPinned<K, V>(path: string, keyCodec: Codec<K>, valueCodec: Codec<V>): BpfMap<K, V> {
+  /**
+   * Opens a map pinned on bpffs; without codecs, typed by its BTF (hex where
+   * it has none). Throws a BpfError (ENOENT when nothing is pinned there).
+   */
+  static openPinned(path: string): BpfMap<BtfValue, BtfValue>;
+  static openPinned<K, V>(path: string, keyCodec: Codec<K>, valueCodec: Codec<V>): BpfMap<K, V>;
+  static openPinned<K, V>(path: string, keyCodec?: Codec<K>, valueCodec?: Codec<V>): BpfMap<K, V> {
     const fd = bpf.obj_get(path);
     if (fd < 0) throw bpfCallError(`open pinned map ${path}`, -fd || lastErrno());
+    try {
+      return new BpfMap({ fd, name: '', owned: true }, keyCodec, valueCodec);
+    } catch (e) {
+      closeFd(fd);
+      throw e;
+    }
+  }
+
+  /**
+   * Opens the map with kernel id `id` (any map on the system, as `bpftool
+   * map show` lists them); without codecs, typed by its BTF. Throws a
+   * BpfError (ENOENT: no such map; EPERM: not root) or a TypeError (a
+   * per-CPU map: use PerCpuMap.openById).
+   */
+  static openById(id: number): BpfMap<BtfValue, BtfValue>;
+  static openById<K, V>(id: number, keyCodec: Codec<K>, valueCodec: Codec<V>): BpfMap<K, V>;
+  static openById<K, V>(id: number, keyCodec?: Codec<K>, valueCodec?: Codec<V>): BpfMap<K, V> {
+    const fd = mapFdById(id);
+    if (fd < 0) throw bpfCallError(`open map id ${id}`, -fd, -fd === Errno.ENOENT ? 'no such map' : undefined);
     try {
       return new BpfMap({ fd, name: '', owned: true }, keyCodec, valueCodec);
     } catch (e) {
@@ -382,12 +437,28 @@ export class BpfMap<K, V> extends MapBase<K, V> {
 /** A per-CPU map: every key holds one value per possible CPU. */
 export class PerCpuMap<K, V> extends MapBase<K, V> {
   /** @internal use BpfObject.perCpuMap(). */
-  constructor(src: MapSource, keyCodec: Codec<K>, valueCodec: Codec<V>) {
+  constructor(src: MapSource, keyCodec: Codec<K> | undefined, valueCodec: Codec<V> | undefined) {
     super(src, keyCodec, valueCodec, true);
   }
 
-  /** Opens a per-CPU map pinned on bpffs. Throws a BpfError (ENOENT when nothing is pinned there) or a TypeError (not a per-CPU map, codec sizes). */
-  static openPinned<K, V>(path: string, keyCodec: Codec<K>, valueCodec: Codec<V>): PerCpuMap<K, V> {
+  /** Opens the per-CPU map with kernel id `id`; without codecs, typed by its BTF. Throws as BpfMap.openById. */
+  static openById(id: number): PerCpuMap<BtfValue, BtfValue>;
+  static openById<K, V>(id: number, keyCodec: Codec<K>, valueCodec: Codec<V>): PerCpuMap<K, V>;
+  static openById<K, V>(id: number, keyCodec?: Codec<K>, valueCodec?: Codec<V>): PerCpuMap<K, V> {
+    const fd = mapFdById(id);
+    if (fd < 0) throw bpfCallError(`open map id ${id}`, -fd, -fd === Errno.ENOENT ? 'no such map' : undefined);
+    try {
+      return new PerCpuMap({ fd, name: '', owned: true }, keyCodec, valueCodec);
+    } catch (e) {
+      closeFd(fd);
+      throw e;
+    }
+  }
+
+  /** Opens a per-CPU map pinned on bpffs; without codecs, typed by its BTF. Throws a BpfError (ENOENT when nothing is pinned there) or a TypeError (not a per-CPU map, codec sizes). */
+  static openPinned(path: string): PerCpuMap<BtfValue, BtfValue>;
+  static openPinned<K, V>(path: string, keyCodec: Codec<K>, valueCodec: Codec<V>): PerCpuMap<K, V>;
+  static openPinned<K, V>(path: string, keyCodec?: Codec<K>, valueCodec?: Codec<V>): PerCpuMap<K, V> {
     const fd = bpf.obj_get(path);
     if (fd < 0) throw bpfCallError(`open pinned map ${path}`, -fd || lastErrno());
     try {

@@ -5,7 +5,7 @@
 import { statSync } from 'node:fs';
 import { basename } from 'node:path';
 import { bpf, viewOf, type MapPtr, type ObjPtr } from './ffi/libbpf.js';
-import { btfDatasecVars, btfShape } from './ffi/btf.js';
+import { btfDatasecVars, btfShape, mapBtfTypeIds, objectBtfBytes } from './ffi/btf.js';
 import { bpfl, objectOpenOpts } from './ffi/loading.js';
 import { ensureBpffs } from './bpffs.js';
 import { elementAt, parseVarPath, writeValue, type GlobalValue } from './varset.js';
@@ -19,6 +19,10 @@ import { progTypeName } from './kinds.js';
 import { probeBpfLsm } from './features.js';
 import { BpfMap, PerCpuMap, mapTypeName } from './map.js';
 import type { Codec } from './codec.js';
+import { Btf } from './btf/btf.js';
+import type { BtfValue } from './btf/codec.js';
+import { mapCodecs } from './btf/maps.js';
+import { openGlobals, openMappedArray, type Globals, type MappedArray } from './btf/globals.js';
 
 /** Options of BpfObject.open(). */
 export interface OpenOptions {
@@ -54,6 +58,8 @@ export class BpfObject {
   readonly #maps = new Map<string, MapPtr>();
   readonly #handed: Array<{ _invalidate(): void }> = [];
   readonly #logBufs = new Map<Program, Buffer>();
+  #btf: Btf | null | undefined;
+  #globals: Globals | undefined;
   /** The object's name (the file name without .bpf.o). */
   readonly name: string;
   /** Where it was opened from. */
@@ -323,19 +329,68 @@ export class BpfObject {
 
   /**
    * The map called `name`, typed by its key and value codecs (their sizes
-   * must match the map's). Throws a BpfError or a TypeError.
+   * must match the map's), or without codecs by the object's BTF (plain
+   * objects with the C field names, see src/btf/codec.ts). Throws a
+   * BpfError or a TypeError.
    */
-  map<K, V>(name: string, key: Codec<K>, value: Codec<V>): BpfMap<K, V> {
-    const m = new BpfMap(this.#source(name), key, value);
+  map(name: string): BpfMap<BtfValue, BtfValue>;
+  map<K, V>(name: string, key: Codec<K>, value: Codec<V>): BpfMap<K, V>;
+  map<K, V>(name: string, key?: Codec<K>, value?: Codec<V>): BpfMap<K, V> {
+    const src = this.#source(name);
+    const c = key === undefined && value === undefined ? this.#btfCodecs(name) : undefined;
+    const m = new BpfMap(src, c ? c.key as unknown as Codec<K> : key, c ? c.value as unknown as Codec<V> : value);
     this.#handed.push(m);
     return m;
   }
 
-  /** A per-CPU map, typed by its key and (one CPU's) value codec. Throws a BpfError or a TypeError. */
-  perCpuMap<K, V>(name: string, key: Codec<K>, value: Codec<V>): PerCpuMap<K, V> {
-    const m = new PerCpuMap(this.#source(name), key, value);
+  /** A per-CPU map, typed by its key and (one CPU's) value codec, or without codecs by the object's BTF. Throws a BpfError or a TypeError. */
+  perCpuMap(name: string): PerCpuMap<BtfValue, BtfValue>;
+  perCpuMap<K, V>(name: string, key: Codec<K>, value: Codec<V>): PerCpuMap<K, V>;
+  perCpuMap<K, V>(name: string, key?: Codec<K>, value?: Codec<V>): PerCpuMap<K, V> {
+    const src = this.#source(name);
+    const c = key === undefined && value === undefined ? this.#btfCodecs(name) : undefined;
+    const m = new PerCpuMap(src, c ? c.key as unknown as Codec<K> : key, c ? c.value as unknown as Codec<V> : value);
     this.#handed.push(m);
     return m;
+  }
+
+  #btfCodecs(name: string) {
+    const m = this.#map(name);
+    const ids = mapBtfTypeIds(m);
+    return mapCodecs({ name, keySize: bpf.map_key_size(m), valueSize: bpf.map_value_size(m), btfId: 0, btfKeyTypeId: ids.key, btfValueTypeId: ids.value }, this.btf);
+  }
+
+  /** The object's BTF (parsed once), or undefined when it was built without it (clang without -g). Throws a BpfError when closed. */
+  get btf(): Btf | undefined {
+    if (this.#btf === undefined) {
+      const raw = objectBtfBytes(this.#p);
+      this.#btf = raw ? Btf.parse(raw) : null;
+    }
+    return this.#btf ?? undefined;
+  }
+
+  /**
+   * The global variables of the loaded object, by section without the dot
+   * (`obj.globals.bss.packets`, `obj.globals.rodata.verdict`), read and
+   * assigned through a memory mapping of each section's map: no syscall per
+   * access. .rodata is read-only after load. Kernel >= 5.5 (mmapable
+   * arrays). Throws a BpfError before load or when a section cannot be mapped.
+   */
+  get globals(): Globals {
+    if (!this.#loaded) throw new BpfError(`read globals of ${this.name}`, Errno.EINVAL, 'object is not loaded yet');
+    if (!this.#globals) {
+      const maps = [...this.#maps.entries()].map(([name, m]) => ({ name, fd: bpf.map_fd(m), valueSize: bpf.map_value_size(m), maxEntries: bpf.map_max_entries(m), flags: bpf.map_flags(m) }));
+      this.#globals = openGlobals(this.btf, maps, this.name, (u) => this.#handed.push(u));
+    }
+    return this.#globals;
+  }
+
+  /** A BPF_F_MMAPABLE array map, element by element through its mapping, typed by its BTF. Throws a BpfError. */
+  mappedArray(name: string): MappedArray {
+    const src = this.#source(name);
+    const m = this.#map(name);
+    const c = this.#btfCodecs(name);
+    return openMappedArray({ name, fd: src.fd, valueSize: src.valueSize, maxEntries: src.maxEntries, flags: bpf.map_flags(m) }, c.value, (u) => this.#handed.push(u));
   }
 
   /** The fd of map `name` (for APIs that work on fds, like the ring buffer reader). Throws a BpfError. */

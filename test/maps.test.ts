@@ -360,7 +360,9 @@ describe.skipIf(!kernelTests())('maps on a real kernel', () => {
       expect(info).toEqual({
         name: 'hash_u32', type: MapType.HASH, typeName: 'hash', id: expect.any(Number),
         keySize: 4, valueSize: 8, maxEntries: 64, flags: 0,
+        btfId: expect.any(Number), btfKeyTypeId: expect.any(Number), btfValueTypeId: expect.any(Number),
       });
+      expect(info.btfId).toBeGreaterThan(0);
       expect(info.id).toBeGreaterThan(0);
       expect(mapInfoByFd(m.fd)).toEqual(info);
       expect(obj.map('hash_u32', u32, u64).info().id).toBe(info.id);

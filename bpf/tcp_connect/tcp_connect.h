@@ -1,7 +1,7 @@
 /* Shared between tcp_connect.bpf.c and its TypeScript mirror
  * (src/lessons/tcp_connect.ts): test/layouts.test.ts checks that both agree
  * with the compiled object's BTF, byte for byte. The includer provides the
- * __u8/__u16/__u32/__u64 types (vmlinux.h in the kernel program). */
+ * __u8/__u16/__u32/__u64/__be32 types (vmlinux.h in the kernel program). */
 #ifndef TCP_CONNECT_H
 #define TCP_CONNECT_H
 
@@ -27,8 +27,8 @@ struct tcp_event {
 	__u64 bytes_acked;    /* 16: close: tcp_sock.bytes_acked (sent and acknowledged) */
 	__u64 bytes_received; /* 24: close: tcp_sock.bytes_received */
 	__u32 pid;            /* 32: the connecting process (tgid), taken at connect time */
-	__u32 saddr;          /* 36: network order */
-	__u32 daddr;          /* 40: network order */
+	__be32 saddr;         /* 36: network order */
+	__be32 daddr;         /* 40: network order */
 	__u16 sport;          /* 44: host order */
 	__u16 dport;          /* 46: host order */
 	__u8 kind;            /* 48: EVENT_* */

@@ -2,9 +2,9 @@
  * Reading struct layouts and global-variable offsets out of BTF, through
  * libbpf's btf API: the ground truth that TS layouts are checked against.
  */
-import { bpf, viewOf, type BtfPtr } from './libbpf.js';
+import { bpf, viewOf, type BtfPtr, type MapPtr, type ObjPtr } from './libbpf.js';
 import { BtfType, BtfMember, BtfVarSecinfo, decodeStruct } from './structs.js';
-import { lastErrno } from './native.js';
+import { func, lastErrno, libbpf } from './native.js';
 
 const KIND_STRUCT = 4;
 const KIND_UNION = 5;
@@ -121,4 +121,49 @@ export function withBtfFile<T>(path: string, fn: (btf: BtfPtr) => T): T {
   } finally {
     bpf.btf_free(btf);
   }
+}
+
+// ---- raw BTF and BTF by kernel id (the BTF-typed codecs parse the raw bytes in JS) ----
+
+const btfRaw = func<(btf: BtfPtr, size: [number]) => bigint | null>(libbpf, 'const void *btf__raw_data(void *btf, _Out_ uint32_t *size)');
+const btfLoadById = func<(id: number) => BtfPtr | null>(libbpf, 'void *btf__load_from_kernel_by_id(uint32_t id)');
+const mapBtfKeyTypeId = func<(m: MapPtr) => number>(libbpf, 'uint32_t bpf_map__btf_key_type_id(void *map)');
+const mapBtfValueTypeId = func<(m: MapPtr) => number>(libbpf, 'uint32_t bpf_map__btf_value_type_id(void *map)');
+
+/** A copy of a BTF's raw bytes (header, types, strings), in host byte order. Throws an Error when libbpf cannot give them. */
+export function btfRawBytes(btf: BtfPtr): Buffer {
+  const size: [number] = [0];
+  const p = btfRaw(btf, size);
+  if (!p) throw new Error(`read raw BTF: errno ${lastErrno()}`);
+  return Buffer.from(viewOf(p, size[0]).slice(0));
+}
+
+/**
+ * The raw bytes of the BTF object with kernel id `id` (a map's btf_id), or
+ * the errno when the kernel refuses (ENOENT: no such BTF; EPERM: not root).
+ */
+export function kernelBtfBytes(id: number): Buffer | { errno: number } {
+  const btf = btfLoadById(id);
+  if (!btf) return { errno: lastErrno() };
+  try {
+    return btfRawBytes(btf);
+  } finally {
+    bpf.btf_free(btf);
+  }
+}
+
+/** The raw bytes of a .bpf.o's BTF. Throws an Error naming the file when it has none (built without clang -g). */
+export function fileBtfBytes(path: string): Buffer {
+  return withBtfFile(path, btfRawBytes);
+}
+
+/** An opened object's BTF (data sections' offsets fixed up by libbpf), as raw bytes, or undefined when it has none. */
+export function objectBtfBytes(obj: ObjPtr): Buffer | undefined {
+  const btf = bpf.object_btf(obj);
+  return btf ? btfRawBytes(btf) : undefined;
+}
+
+/** BTF type ids of an object's map key and value (0 when none). */
+export function mapBtfTypeIds(m: MapPtr): { key: number; value: number } {
+  return { key: mapBtfKeyTypeId(m), value: mapBtfValueTypeId(m) };
 }

@@ -87,6 +87,7 @@ export const bpf = {
   map_key_size: func<(m: MapPtr) => number>(libbpf, 'uint32_t bpf_map__key_size(void *map)'),
   map_value_size: func<(m: MapPtr) => number>(libbpf, 'uint32_t bpf_map__value_size(void *map)'),
   map_max_entries: func<(m: MapPtr) => number>(libbpf, 'uint32_t bpf_map__max_entries(void *map)'),
+  map_flags: func<(m: MapPtr) => number>(libbpf, 'uint32_t bpf_map__map_flags(void *map)'),
   map_set_max_entries: func<(m: MapPtr, n: number) => number>(
     libbpf, 'int bpf_map__set_max_entries(void *map, uint32_t n)'),
   map_initial_value: func<(m: MapPtr, size: OutSize) => bigint | null>(
