@@ -8,6 +8,7 @@ import { bpf } from './ffi/libbpf.js';
 import { closeFd } from './ffi/sys.js';
 import { LinkInfoHead, sizeOf } from './ffi/structs.js';
 import { BpfError, Errno } from './errors.js';
+import { linkTypeName } from './inspect/names.js';
 
 /** Anything attached that can be detached. detach() is safe to call twice. */
 export interface Attachment {
@@ -18,8 +19,6 @@ export interface Attachment {
   [Symbol.dispose](): void;
 }
 
-/** Link types by kernel number (enum bpf_link_type), as `bpftool link` names them. */
-const LINK_TYPES = ['unspec', 'raw_tracepoint', 'tracing', 'cgroup', 'iter', 'netns', 'xdp', 'perf_event', 'kprobe_multi', 'struct_ops', 'netfilter', 'tcx', 'uprobe_multi', 'netkit', 'sockmap'];
 
 /** What the kernel says of a link (as `bpftool link show` lists it). */
 export interface LinkInfo {
@@ -68,7 +67,7 @@ export class Link implements Attachment {
     const r = bpf.link_get_info_by_fd(this.#fd, info, [sizeOf(LinkInfoHead)]);
     if (r < 0) throw new BpfError(`get info of link ${this.description}`, -r);
     const t = Number(info.type);
-    return { id: Number(info.id), progId: Number(info.prog_id), type: LINK_TYPES[t] ?? `type ${t}` };
+    return { id: Number(info.id), progId: Number(info.prog_id), type: linkTypeName(t) };
   }
 
   /**

@@ -1,0 +1,31 @@
+/**
+ * bpfts: the project's bpftool-grade command, on the library's own API.
+ *
+ *   sudo npx bpfts prog list [--json]          sudo npx bpfts link list
+ *   sudo npx bpfts prog show <id|name|path>    sudo npx bpfts net list [--netns NAME]
+ *
+ * One file per noun in this folder, each exporting register<Noun>(program);
+ * the conventions (--json, exit statuses, one-line errors) are in common.ts.
+ */
+import type { Command } from 'commander';
+import { newCommand } from '../command.js';
+import { runBpfts } from './common.js';
+import { registerProg } from './prog.js';
+import { registerLink } from './link.js';
+import { registerNet } from './net.js';
+
+const nouns: Array<(program: Command) => void> = [registerProg, registerLink, registerNet];
+// ── MERGE SPOT (issue 9): the BTF helper's nouns; uncomment both lines once src/cli/bpfts/map.ts and gen.ts are merged ──
+// import { registerMap } from './map.js'; nouns.push(registerMap);
+// import { registerGen } from './gen.js'; nouns.push(registerGen);
+
+/** The `bpfts` program with every noun registered (exported for tests of its parsing). */
+export function bpftsProgram(): Command {
+  const program = newCommand('bpfts')
+    .description('inspect and drive eBPF from TypeScript: programs, maps, links, network hooks, lessons, a REPL (most commands need root)')
+    .addHelpText('after', '\nExit status: 0 ok, 1 the operation failed (also: not root, not found), 2 bad usage.\nErrors are one line on stderr: "bpfts: <verb> <object>: <cause> (<ENAME>)".');
+  for (const register of nouns) register(program);
+  return program;
+}
+
+process.exit(await runBpfts(bpftsProgram()));
