@@ -15,6 +15,9 @@ const raw = {
   prog_get_next_id: func<(start: number, next: Uint32Array) => number>(
     libbpf, 'int bpf_prog_get_next_id(uint32_t start_id, uint32_t *next_id)'),
   prog_get_fd_by_id: func<(id: number) => number>(libbpf, 'int bpf_prog_get_fd_by_id(uint32_t id)'),
+  map_get_next_id: func<(start: number, next: Uint32Array) => number>(
+    libbpf, 'int bpf_map_get_next_id(uint32_t start_id, uint32_t *next_id)'),
+  map_get_fd_by_id: func<(id: number) => number>(libbpf, 'int bpf_map_get_fd_by_id(uint32_t id)'),
   obj_get: func<(path: string) => number>(libbpf, 'int bpf_obj_get(const char *path)'),
   obj_get_info_by_fd: func<(fd: number, info: Buffer, len: Uint32Array) => number>(
     libbpf, 'int bpf_obj_get_info_by_fd(int fd, void *info, uint32_t *info_len)'),
@@ -32,18 +35,18 @@ const raw = {
 };
 
 /**
- * The id after `start` of a kind of kernel object ('prog' or 'link'), or
+ * The id after `start` of a kind of kernel object ('prog', 'map', 'link'), or
  * -errno: -ENOENT past the last one, -EPERM when not privileged.
  */
-export function nextId(kind: 'prog' | 'link', start: number): number {
+export function nextId(kind: 'prog' | 'link' | 'map', start: number): number {
   const next = new Uint32Array(1);
-  const r = kind === 'prog' ? raw.prog_get_next_id(start, next) : raw.link_get_next_id(start, next);
+  const r = kind === 'prog' ? raw.prog_get_next_id(start, next) : kind === 'map' ? raw.map_get_next_id(start, next) : raw.link_get_next_id(start, next);
   return r === 0 ? next[0] : -(lastErrno() || -r);
 }
 
-/** An fd of the program or link with this id, or -errno (ENOENT: no such id; EPERM: not root). */
-export function fdById(kind: 'prog' | 'link', id: number): number {
-  const fd = kind === 'prog' ? raw.prog_get_fd_by_id(id) : raw.link_get_fd_by_id(id);
+/** An fd of the program, map or link with this id, or -errno (ENOENT: no such id; EPERM: not root). */
+export function fdById(kind: 'prog' | 'link' | 'map', id: number): number {
+  const fd = kind === 'prog' ? raw.prog_get_fd_by_id(id) : kind === 'map' ? raw.map_get_fd_by_id(id) : raw.link_get_fd_by_id(id);
   return fd >= 0 ? fd : -(lastErrno() || -fd);
 }
 

@@ -8,3 +8,4 @@ export { listNet, clsactFilters, type NetListing, type NetInterface, type NetXdp
 export { attachmentsByProgram, type ProgramAttachment } from './attachments.js';
 export { inNetns, NETNS_RUN_DIR } from './netns.js';
 export { progTypeName, attachTypeName, linkTypeName } from './names.js';
+export { listMaps } from './maps.js';

@@ -13,8 +13,9 @@ import { runBpfts } from './common.js';
 import { registerProg } from './prog.js';
 import { registerLink } from './link.js';
 import { registerNet } from './net.js';
+import { registerRepl } from './repl.js';
 
-const nouns: Array<(program: Command) => void> = [registerProg, registerLink, registerNet];
+const nouns: Array<(program: Command) => void> = [registerProg, registerLink, registerNet, registerRepl];
 // ── MERGE SPOT (issue 9): the BTF helper's nouns; uncomment both lines once src/cli/bpfts/map.ts and gen.ts are merged ──
 // import { registerMap } from './map.js'; nouns.push(registerMap);
 // import { registerGen } from './gen.js'; nouns.push(registerGen);
