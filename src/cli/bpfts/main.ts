@@ -3,6 +3,8 @@
  *
  *   sudo npx bpfts prog list [--json]          sudo npx bpfts link list
  *   sudo npx bpfts prog show <id|name|path>    sudo npx bpfts net list [--netns NAME]
+ *   sudo npx bpfts run <lesson> <iface> ...    sudo npx bpfts lab up pair <tag>
+ *   sudo npx bpfts repl
  *
  * One file per noun in this folder, each exporting register<Noun>(program);
  * the conventions (--json, exit statuses, one-line errors) are in common.ts.
@@ -14,8 +16,10 @@ import { registerProg } from './prog.js';
 import { registerLink } from './link.js';
 import { registerNet } from './net.js';
 import { registerRepl } from './repl.js';
+import { registerRun } from './run.js';
+import { registerLab } from './lab.js';
 
-const nouns: Array<(program: Command) => void> = [registerProg, registerLink, registerNet, registerRepl];
+const nouns: Array<(program: Command) => void> = [registerProg, registerLink, registerNet, registerRun, registerLab, registerRepl];
 // ── MERGE SPOT (issue 9): the BTF helper's nouns; uncomment both lines once src/cli/bpfts/map.ts and gen.ts are merged ──
 // import { registerMap } from './map.js'; nouns.push(registerMap);
 // import { registerGen } from './gen.js'; nouns.push(registerGen);
@@ -23,6 +27,7 @@ const nouns: Array<(program: Command) => void> = [registerProg, registerLink, re
 /** The `bpfts` program with every noun registered (exported for tests of its parsing). */
 export function bpftsProgram(): Command {
   const program = newCommand('bpfts')
+    .enablePositionalOptions() // so `run` can pass options through to a lesson
     .description('inspect and drive eBPF from TypeScript: programs, maps, links, network hooks, lessons, a REPL (most commands need root)')
     .addHelpText('after', '\nExit status: 0 ok, 1 the operation failed (also: not root, not found), 2 bad usage.\nErrors are one line on stderr: "bpfts: <verb> <object>: <cause> (<ENAME>)".');
   for (const register of nouns) register(program);
