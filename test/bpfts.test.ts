@@ -131,9 +131,9 @@ describe.skipIf(!kernelTests())('bpfts prog, link, net', () => {
       expect(p.id).toBe(xdpId);
       expect(p.name).toBe('xdp_dnat');
     }
-    const byName = await json<ProgJson | ProgJson[]>(['prog', 'show', 'xdp_dnat']);
-    const all = Array.isArray(byName) ? byName : [byName];
-    expect(all.map((p) => p.id)).toContain(xdpId);
+    const byName = await json<ProgJson[]>(['prog', 'show', 'xdp_dnat']); // an array: names are not unique
+    expect(byName.map((p) => p.id)).toContain(xdpId);
+    expect(byName.every((p) => p.name === 'xdp_dnat')).toBe(true);
     const r = await bpfts(['prog', 'show', String(xdpId)]);
     expect(r.stdout.split('\n')[0]).toMatch(new RegExp(`^${xdpId}: xdp  name xdp_dnat  tag `));
   });

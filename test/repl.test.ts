@@ -89,6 +89,13 @@ describe.skipIf(!kernelTests())('bpfts repl', () => {
       expect(await eventually(() => prompts() >= i + 2, 20_000)).toBe(true);
     }
     expect(r.out()).toContain("'value 42'");
+    // tab completion on the object's members: "obj.progr" + Tab completes to "obj.program"
+    const before = prompts();
+    r.child.stdin.write('obj.progr\t');
+    await new Promise((res) => setTimeout(res, 500));
+    r.child.stdin.write('().name\r');
+    expect(await eventually(() => prompts() > before, 20_000)).toBe(true);
+    expect(r.out()).toContain("'packet_counter'");
     const id = Number(/'prog (\d+)'/.exec(r.out())![1]);
     expect(progExists(id)).toBe(true);
     r.child.stdin.write('\x04'); // Ctrl-D

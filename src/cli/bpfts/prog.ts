@@ -43,7 +43,7 @@ function withAttachments(progs: ProgramInfo[]): ProgramJson[] {
 }
 
 function print(progs: ProgramJson[], json: boolean | undefined, single: boolean): void {
-  if (json) return printJson(single && progs.length === 1 ? progs[0] : progs);
+  if (json) return printJson(single ? progs[0] : progs);
   for (const p of progs) for (const l of programLines(p)) out().line(l);
 }
 
@@ -60,6 +60,8 @@ export function registerProg(program: Command): void {
     .action((spec: string, o: ListingOptions) => {
       if (/^id:/.test(spec)) parseId(spec, 'program');
       requireRoot(`show prog ${spec}`);
-      print(withAttachments(findPrograms(spec)), o.json, true);
+      // --json: one object for an id or a path; an array for a name (several programs may share it)
+      const one = /^(id:)?\d+$/.test(spec) || spec.startsWith('/') || spec.startsWith('pinned:');
+      print(withAttachments(findPrograms(spec)), o.json, one);
     });
 }
