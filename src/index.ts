@@ -21,3 +21,4 @@ export { errnoName, Errno } from './ffi/errno.js';
 export { isRoot } from './ffi/sys.js';
 export { RingBufReader, type RingBufReaderOptions, type RingBufStats, type WaitOptions, type ConsumeOptions, type RawRecordHandler, type RingViews } from './ringbuf/reader.js';
 export * from './xsk/index.js';
+export * from './inspect/index.js';
