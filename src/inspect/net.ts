@@ -49,10 +49,20 @@ export function clsactFilters(ifindex: number, ifname: string, hook: 'ingress' |
   return parsed;
 }
 
+/** The XDP programs of an interface; none for an interface whose driver has no XDP to query (EOPNOTSUPP, EINVAL). */
+function xdpOf(ifindex: number) {
+  try {
+    return queryXdp(ifindex);
+  } catch (e) {
+    if (e instanceof BpfError && (e.errno === Errno.EOPNOTSUPP || e.errno === Errno.EINVAL || e.errno === Errno.ENODEV)) return [];
+    throw e;
+  }
+}
+
 function interfaceAttachments(ifindex: number, ifname: string, links: LinkDetails[]): NetInterface {
   const linkOf = (type: string, progId: number, attachType?: string) =>
     links.find((l) => l.type === type && l.progId === progId && l.ifindex === ifindex && (attachType === undefined || l.attachType === attachType))?.id;
-  const xdp: NetXdp[] = queryXdp(ifindex).map((p) => {
+  const xdp: NetXdp[] = xdpOf(ifindex).map((p) => {
     const linkId = linkOf('xdp', p.id);
     return linkId ? { ...p, linkId } : p;
   });
