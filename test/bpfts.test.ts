@@ -152,6 +152,23 @@ describe.skipIf(!kernelTests())('bpfts prog, link, net', () => {
     expect((await json<LinkJson>(['link', 'show', join(pinDir, 'link')])).id).toBe(xdpLink.info().id);
   });
 
+  it('link list: tracepoint and raw tracepoint links name their tracepoint', async () => {
+    const tr = BpfObject.load(ensureObject('testdata', 'tracing'));
+    try {
+      const tp = tr.program('auto_getppid').attach();
+      const raw = tr.program('on_sys_enter').attachRawTracepoint('sys_enter');
+      const links = await json<LinkJson[]>(['link', 'list']);
+      expect(links.find((l) => l.id === tp.info().id)).toMatchObject({ type: 'perf_event', perfEvent: 'tracepoint', tracepoint: 'sys_enter_getppid', target: 'tracepoint sys_enter_getppid', progName: 'auto_getppid' });
+      expect(links.find((l) => l.id === raw.info().id)).toMatchObject({ type: 'raw_tracepoint', tracepoint: 'sys_enter', target: 'raw_tracepoint sys_enter', progName: 'on_sys_enter' });
+      const p = await json<ProgJson>(['prog', 'show', String(tp.info().progId)]);
+      expect(p).toMatchObject({ type: 'tracepoint', name: 'auto_getppid', attached: [{ type: 'perf_event', target: 'tracepoint sys_enter_getppid', linkId: tp.info().id }] });
+      tp.detach();
+      raw.detach();
+    } finally {
+      tr.close();
+    }
+  });
+
   it('net list: XDP, TCX and clsact programs of this namespace; --netns another one', async () => {
     const net = await json<NetJson>(['net', 'list']);
     expect(net.netns).toBeNull();
