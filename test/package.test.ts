@@ -6,7 +6,7 @@
  * npm's cache (offline when the cache can answer, else preferring it).
  */
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect, it } from 'vitest';
@@ -61,6 +61,15 @@ it('npm pack: a tarball another project installs, imports under plain node, type
     expect(help.code).toBe(0);
     expect(help.stdout).toMatch(/^Usage: bpfts \[options\] \[command\]/);
     expect(help.stdout).toMatch(/\n {2}prog /);
+    // The lessons come with it: their loaders compiled (listed by `bpfts run --help`), their C sources buildable in place.
+    const runHelp = sh('npx', ['bpfts', 'run', '--help'], proj);
+    expect(runHelp.code).toBe(0);
+    expect(runHelp.stdout).toMatch(/\n {2}xdp_firewall +count packets per IPv4 source/);
+    const pkgBpf = join(proj, 'node_modules', 'libbpf-ts', 'bpf');
+    const make = sh('make', ['-s', '-C', pkgBpf, 'packet_counter'], proj);
+    expect(make.stderr).toBe('');
+    expect(make.code).toBe(0);
+    expect(existsSync(join(pkgBpf, 'build', 'packet_counter.bpf.o'))).toBe(true);
   } finally {
     rmSync(tmp, { recursive: true, force: true });
   }
