@@ -32,3 +32,4 @@ export { RingBufReader, type RingBufReaderOptions, type RingBufStats, type WaitO
 export * from './xsk/index.js';
 export { PerfBufReader, type PerfBufReaderOptions, type PerfBufStats, type PerfWaitOptions, type PerfConsumeOptions } from './perfbuf/reader.js';
 export * from './btf/index.js';
+export * from './inspect/index.js';

@@ -1,4 +1,5 @@
 /** BPF programs of an object: identity, attach, and test runs. */
+import { unlinkSync } from 'node:fs';
 import { bpf, type ProgPtr } from './ffi/libbpf.js';
 import { TestRunOpts, sizeOf } from './ffi/structs.js';
 import { bpfl } from './ffi/loading.js';
@@ -181,6 +182,26 @@ export class Program {
     const fd = bpf.program_fd(this._ptr);
     if (fd < 0) throw new BpfError(`get fd of program ${this.name}`, -fd || Errno.EINVAL, this.autoload ? 'program is not loaded' : 'program is not loaded (its autoload is off)');
     return fd;
+  }
+
+  #pinned: string | undefined;
+
+  /**
+   * Pins the loaded program on bpffs at `path` (it then stays loaded, though
+   * not attached, until the pin is removed: unpin()). Throws a BpfError
+   * (ENOENT: no such directory; EEXIST: something is pinned there).
+   */
+  pin(path: string): void {
+    const r = bpf.obj_pin(this.fd, path);
+    if (r < 0) throw new BpfError(`pin program ${this.name} at ${path}`, -r);
+    this.#pinned = path;
+  }
+
+  /** Removes the pin made by pin(); safe to call when not pinned, and twice. */
+  unpin(): void {
+    if (this.#pinned === undefined) return;
+    try { unlinkSync(this.#pinned); } catch { /* already gone */ }
+    this.#pinned = undefined;
   }
 
   /**

@@ -16,7 +16,8 @@ import { bpf, type ProgPtr } from '../ffi/libbpf.js';
 import { programAttachCgroup } from '../ffi/cgroup.js';
 import { lastErrno } from '../ffi/native.js';
 import { takeLibbpfWarnings } from '../ffi/log.js';
-import { attachTypeName, progTypeName, programAttachType } from '../ffi/progtype.js';
+import { attachTypeName, progTypeName } from '../kinds.js';
+import { bpfl } from '../ffi/loading.js';
 import { errnoValue } from '../ffi/errno.js';
 import { Link } from '../link.js';
 import { cgroup2Mounts, isCgroup2 } from '../cgroup.js';
@@ -49,7 +50,7 @@ export function attachCgroup(prog: CgroupProgram, path: string): Link {
   if (!CGROUP_PROG_TYPES.has(prog.type)) {
     throw new BpfError(op, Errno.EINVAL, `${progTypeName(prog.type)} program cannot attach to cgroup ${dir} (cgroup programs: cgroup_skb, cgroup_sock, cgroup_sock_addr, sock_ops, cgroup_device, cgroup_sysctl, cgroup_sockopt)`);
   }
-  const hook = attachTypeName(programAttachType(prog.ptr));
+  const hook = attachTypeName(bpfl.program_expected_attach_type(prog.ptr));
   let fd: number;
   try {
     fd = openSync(dir, constants.O_RDONLY | constants.O_DIRECTORY);

@@ -15,7 +15,7 @@ import {
   ETH_P_ALL, attachBpfFilter, detachBpfFilter, packetBind, packetReceiver, packetSocket, packetStatistics, setReceiveBuffer,
   type PacketReceiver,
 } from '../ffi/socket.js';
-import { progTypeName } from '../ffi/progtype.js';
+import { progTypeName } from '../kinds.js';
 import { closeFd, watchReadable, type FdWatch } from '../ffi/sys.js';
 import type { Attachment } from '../link.js';
 import { resolveInterface, type Interface } from '../netif.js';
