@@ -22,9 +22,6 @@ import { attachUsdt, type UsdtOptions } from './attach/usdt.js';
 export { ProgType };
 
 const CGROUP = 'a cgroup (attachCgroup)';
-/** The program types that attach to a cgroup. */
-const CGROUP_TYPES = [ProgType.CGROUP_SKB, ProgType.CGROUP_SOCK, ProgType.CGROUP_DEVICE, ProgType.CGROUP_SOCK_ADDR,
-  ProgType.CGROUP_SYSCTL, ProgType.CGROUP_SOCKOPT, ProgType.SOCK_OPS];
 /** What each program type attaches to, and with which call. */
 const HOOKS: Record<number, string> = {
   [ProgType.SOCKET_FILTER]: 'a socket (attachSocketFilter)',
@@ -66,7 +63,7 @@ export function assertProgType(prog: { name: string; section: string; type: numb
   if (expected.includes(t)) return;
   const want = expected.map(progTypeName).join(' or ');
   throw new BpfError(`attach program ${prog.name} to ${hook}`, Errno.EINVAL,
-    `${prog.name} is a ${progTypeName(t)} program (section ${prog.section}), not ${want}: it attaches to ${hookOf(t)}`);
+    `${prog.name} is ${/^[aeiou]/.test(progTypeName(t)) ? 'an' : 'a'} ${progTypeName(t)} program (section ${prog.section}), not ${want}: it attaches to ${hookOf(t)}`);
 }
 
 /** Flag of testRun: run XDP on live frames (kernel >= 5.18), each repetition on a fresh copy of the input. */
@@ -229,7 +226,6 @@ export class Program {
    * Throws a BpfError (EINVAL for another program type). See attachSocketFilter.
    */
   attachSocketFilter(sockFd: number): Attachment {
-    assertProgType(this, [ProgType.SOCKET_FILTER], `socket ${sockFd}`);
     return attachSocketFilter(this, sockFd);
   }
 
@@ -241,7 +237,6 @@ export class Program {
    * ENOTDIR outside cgroup2). See attachCgroup.
    */
   attachCgroup(path: string): Link {
-    assertProgType(this, CGROUP_TYPES, `cgroup ${path}`);
     return attachCgroup({ ptr: this._ptr, name: this.name, type: this.type }, path);
   }
 
@@ -310,7 +305,6 @@ export class Program {
    * program, no such event, privilege). See attachPerfEvent.
    */
   attachPerfEvent(opts: PerfEventOptions & { cpu: number }): Link {
-    assertProgType(this, [ProgType.PERF_EVENT], `perf event on cpu ${opts.cpu}`);
     const { cpu, ...rest } = opts;
     return attachPerfEvent(this.#traced, cpu, rest);
   }
@@ -320,7 +314,6 @@ export class Program {
    * CPU. Throws a BpfError (nothing stays attached).
    */
   attachPerfEventAll(opts: PerfEventOptions = {}): Link[] {
-    assertProgType(this, [ProgType.PERF_EVENT], 'perf events on every cpu');
     return attachPerfEventAll(this.#traced, opts);
   }
 

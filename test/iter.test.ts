@@ -55,6 +55,6 @@ describe.skipIf(!featureTests(probeBtf, [5, 9]))('iterators', () => {
 
   it('refuses a program that is not an iterator', () => {
     using obj = BpfObject.load(ensureObject('testdata', 'pass'));
-    throwsBpf(() => obj.program().attachIter(), /^attach program xdp_pass to iterator xdp: xdp_pass is a xdp program \(section xdp\), not tracing: it attaches to an interface's XDP hook/);
+    throwsBpf(() => obj.program().attachIter(), /^attach program xdp_pass to iterator xdp: xdp_pass is an xdp program \(section xdp\), not tracing: it attaches to an interface's XDP hook/);
   });
 });

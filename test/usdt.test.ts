@@ -61,6 +61,6 @@ describe.skipIf(!kernelTests())('USDT', () => {
     throwsBpf(() => p.attachUsdt('/bin/true', 'lbts', 'tick'), 'attach usdt /bin/true:lbts:tick: no USDT probe lbts:tick in /bin/true: it has no USDT notes at all (ENOENT)');
     throwsBpf(() => p.attachUsdt(`${dir}/missing`, 'lbts', 'tick'), `attach usdt ${dir}/missing:lbts:tick: no such file ${dir}/missing (ENOENT)`);
     using other = BpfObject.load(ensureObject('testdata', 'pass'));
-    throwsBpf(() => other.program().attachUsdt(bin, 'lbts', 'tick'), /^attach program xdp_pass to usdt lbts:tick: xdp_pass is a xdp program \(section xdp\), not kprobe: it attaches to an interface's XDP hook/);
+    throwsBpf(() => other.program().attachUsdt(bin, 'lbts', 'tick'), /^attach program xdp_pass to usdt lbts:tick: xdp_pass is an xdp program \(section xdp\), not kprobe: it attaches to an interface's XDP hook/);
   });
 });
