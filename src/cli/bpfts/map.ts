@@ -24,9 +24,8 @@ import type { Codec } from '../../codec.js';
 import { mapCodecs, type MapCodecs } from '../../btf/maps.js';
 import { toJson, type BtfValue } from '../../btf/codec.js';
 import { bpf } from '../../ffi/libbpf.js';
-import { closeFd } from '../../ffi/sys.js';
+import { closeFd, isRoot } from '../../ffi/sys.js';
 import { mapFdById, mapIds } from '../../ffi/mapids.js';
-import { isRoot } from '../../ffi/sys.js';
 import { Output } from '../output.js';
 
 /** Bad usage: exit status 2. */
