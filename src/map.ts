@@ -216,10 +216,13 @@ abstract class MapBase<K, V> {
   }
 
   /**
-   * The raw batches of BPF_MAP_LOOKUP_BATCH, one per syscall. The buffers are
-   * reused by the next batch: read them before asking for it.
+   * The raw batches of BPF_MAP_LOOKUP_BATCH, one per syscall: `count` keys of
+   * keySize bytes, and their values (per-CPU maps: possibleCpus slots of
+   * valueSize rounded up to 8 bytes per key). The buffers are reused by the
+   * next batch: read them before asking for it. Throws a BpfError, as
+   * lookupBatchRaw.
    */
-  protected *rawBatches(chunk = 4096): Generator<{ keys: Buffer; values: Buffer; count: number }, void, undefined> {
+  *rawBatches(chunk = 4096): Generator<{ keys: Buffer; values: Buffer; count: number }, void, undefined> {
     const vsize = this.valBuf.length;
     let n = chunk;
     let keys = Buffer.alloc(n * this.keySize);

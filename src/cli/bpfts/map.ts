@@ -24,9 +24,8 @@ import type { Codec } from '../../codec.js';
 import { mapCodecs, type MapCodecs } from '../../btf/maps.js';
 import { toJson, type BtfValue } from '../../btf/codec.js';
 import { bpf } from '../../ffi/libbpf.js';
-import { closeFd } from '../../ffi/sys.js';
+import { closeFd, isRoot } from '../../ffi/sys.js';
 import { mapFdById, mapIds } from '../../ffi/mapids.js';
-import { isRoot } from '../../ffi/sys.js';
 import { Output } from '../output.js';
 
 /** Bad usage: exit status 2. */
@@ -214,9 +213,10 @@ function jsonWanted(cmd: Command): boolean {
  * Streams every entry of a map (batch lookups, else key iteration) to
  * `emit(keys, keyOffset, values, valueOffset)`: CPU c's value of a per-CPU
  * map is at valueOffset + c * slot. The buffers are reused: read them in
- * `emit`. Stops when `stop()` says so.
+ * `emit`. After each batch it awaits `between()` (the output draining), so
+ * a dump holds one batch at a time. Stops when `stop()` says so.
  */
-function forEachEntry(m: CliMap, emit: (kb: Buffer, ko: number, vb: Buffer, vo: number) => void, stop: () => boolean): void {
+async function forEachEntry(m: CliMap, emit: (kb: Buffer, ko: number, vb: Buffer, vo: number) => void, stop: () => boolean, between: () => Promise<void>): Promise<void> {
   const ks = m.info.keySize;
   const vs = m.info.valueSize;
   const slot = m.perCpu ? Math.ceil(vs / 8) * 8 : vs;
@@ -225,11 +225,12 @@ function forEachEntry(m: CliMap, emit: (kb: Buffer, ko: number, vb: Buffer, vo: 
   let batched = false;
   if (m.map.supportsBatch) {
     try {
-      m.map.lookupBatchRaw((keys, values, count) => {
+      for (const { keys, values, count } of m.map.rawBatches(8192)) {
         batched = true;
-        if (stop()) return;
         for (let i = 0; i < count; i++) emit(keys, i * ks, values, i * per);
-      }, 8192);
+        await between();
+        if (stop()) return;
+      }
       return;
     } catch (e) {
       const noBatch = e instanceof BpfError && [Errno.EINVAL, Errno.ENOSYS, Errno.EOPNOTSUPP, Errno.ENOTSUPP].includes(e.errno as never);
@@ -237,10 +238,73 @@ function forEachEntry(m: CliMap, emit: (kb: Buffer, ko: number, vb: Buffer, vo: 
     }
   }
   const vb = Buffer.alloc(per);
+  let i = 0;
   for (const [k, v] of m.map.entries()) {
-    if (stop()) return;
     (Array.isArray(v) ? v : [v]).forEach((x, c) => x.copy(vb, c * slot));
     emit(k, 0, vb, 0);
+    if (++i % 8192 === 0) {
+      await between();
+      if (stop()) return;
+    }
+  }
+}
+
+/**
+ * Lines copied into 128 KiB blocks as soon as they are made (so the strings
+ * die young and cost the garbage collector nothing), each block written to
+ * stdout in one call; drained() waits until stdout has taken what was
+ * written, so a dump's memory stays bounded. Stops writing once stdout's
+ * reader has gone (EPIPE).
+ */
+class BlockWriter {
+  static readonly SIZE = 1 << 17;
+  #buf = Buffer.allocUnsafe(BlockWriter.SIZE);
+  #pos = 0;
+  #closed = false;
+  #pending = 0;
+  #waiters: Array<() => void> = [];
+
+  constructor(private readonly stream: NodeJS.WriteStream = process.stdout) {
+    stream.on('error', () => { this.#closed = true; this.#wake(); });
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  line(s: string): void {
+    if (this.#closed) return;
+    if (this.#pos + s.length * 3 + 1 > this.#buf.length) {
+      this.#flush();
+      if (s.length * 3 + 1 > this.#buf.length) { this.#write(Buffer.from(`${s}\n`)); return; }
+    }
+    this.#pos += this.#buf.write(s, this.#pos);
+    this.#buf[this.#pos++] = 10;
+  }
+
+  #flush(): void {
+    if (this.#pos === 0) return;
+    const b = this.#buf.subarray(0, this.#pos);
+    this.#buf = Buffer.allocUnsafe(BlockWriter.SIZE);
+    this.#pos = 0;
+    this.#write(b);
+  }
+
+  #write(b: Buffer): void {
+    if (this.#closed) return;
+    this.#pending++;
+    this.stream.write(b, () => { this.#pending--; if (this.#pending === 0) this.#wake(); });
+  }
+
+  #wake(): void {
+    for (const w of this.#waiters.splice(0)) w();
+  }
+
+  /** Writes out what is held and resolves once stdout has taken every block (or its reader is gone). */
+  async drained(): Promise<void> {
+    this.#flush();
+    if (this.#closed || this.#pending === 0) return;
+    await new Promise<void>((resolve) => this.#waiters.push(resolve));
   }
 }
 
@@ -285,23 +349,19 @@ export function registerMap(program: Command): void {
     }));
 
   withJson(map.command('dump <map>').description('every entry, with BTF field names (hex without BTF); per-CPU values per CPU and summed; streamed'))
-    .action(action((out, spec: string, _opts: JsonOpt, cmd: Command) => {
+    .action(action(async (_out, spec: string, _opts: JsonOpt, cmd: Command) => {
       const m = openCliMap(spec);
       const json = jsonWanted(cmd);
       let n = 0;
       try {
         const kc = m.codecs.key;
         const vc = m.codecs.value;
-        if (json) out.line('[');
         const slot = slotOf(m);
         const cpus = Array.from({ length: possibleCpus }, (_, c) => c);
-        // Lines are joined into blocks of ~64 KiB before they reach Output: one write per block.
-        let acc = '';
-        const line = (l: string) => {
-          acc = acc.length === 0 ? l : `${acc}\n${l}`;
-          if (acc.length >= 65536) { out.line(acc); acc = ''; }
-        };
-        forEachEntry(m, (kb, ko, vb, vo) => {
+        const w = new BlockWriter();
+        const line = (l: string) => w.line(l);
+        if (json) line('[');
+        await forEachEntry(m, (kb, ko, vb, vo) => {
           if (json) {
             let rec: string;
             if (m.perCpu) {
@@ -319,10 +379,10 @@ export function registerMap(program: Command): void {
             line(`key: ${kc.json(kb, ko)}  value: ${vc.json(vb, vo)}`);
           }
           n++;
-        }, () => out.closed);
-        if (acc.length) out.line(acc);
-        if (json) out.line(']');
-        else out.line(`Found ${n} element${n === 1 ? '' : 's'}`);
+        }, () => w.closed, () => w.drained());
+        if (json) line(']');
+        else line(`Found ${n} element${n === 1 ? '' : 's'}`);
+        await w.drained();
       } finally {
         m.close();
       }
