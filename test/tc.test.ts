@@ -137,8 +137,8 @@ describe.skipIf(!kernelTests())('TC attach and detach', () => {
     let err: unknown;
     try { obj.program(PROGRAMS.forward).attachTc(lab.hostIf, 'egress', { mode: 'tcx' }); } catch (e) { err = e; }
     expect(err).toBeInstanceOf(BpfError);
-    const cause = probeTcx() ? 'the program is not a tc (SCHED_CLS) program' : 'the kernel has no TCX links (needs 6.6); use clsact';
-    expect((err as BpfError).message).toBe(`attach tc xdp_dnat to ${lab.hostIf} egress: ${cause} (EINVAL)`);
+    // the program's type is checked before anything else (Program.attachTc: assertProgType)
+    expect((err as BpfError).message).toBe(`attach program xdp_dnat to tc egress on ${lab.hostIf}: xdp_dnat is a xdp program (section xdp), not sched_cls: it attaches to an interface's XDP hook (attachXdp), or a devmap/cpumap entry (EINVAL)`);
   });
 
   it('a clsact filter a SIGKILLed loader left at our slot is removed by the next attach (clsact or tcx); a live one is refused', async () => {
