@@ -122,7 +122,18 @@ const PROGS: ProgCase[] = [
       expect(hits.get(6)).toBeGreaterThan(0);
     },
   },
-  { prog: 'c_sk_lookup', type: ProgType.SK_LOOKUP, attachedBy: 'a netns (not in the library yet)' },
+  {
+    prog: 'c_sk_lookup', type: ProgType.SK_LOOKUP, attachedBy: 'a netns (not in the library yet)', exercise: (p) => {
+      const ctx = Buffer.alloc(72); // struct bpf_sk_lookup: a TCP/IPv4 lookup from 127.0.0.1 to 127.0.0.1:80
+      ctx.writeUInt32LE(2, 8); // family AF_INET
+      ctx.writeUInt32LE(6, 12); // protocol TCP
+      Buffer.from([127, 0, 0, 1]).copy(ctx, 16);
+      ctx.writeUInt16BE(40000, 36);
+      Buffer.from([127, 0, 0, 1]).copy(ctx, 40);
+      ctx.writeUInt32LE(80, 60);
+      expect(p.testRun({ ctx }).retval).toBe(1); // SK_PASS
+    },
+  },
   {
     prog: 'c_syscall', type: ProgType.SYSCALL, exercise: (p) => {
       const ctx = Buffer.alloc(16);
