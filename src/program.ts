@@ -63,7 +63,7 @@ export function assertProgType(prog: { name: string; section: string; type: numb
   if (expected.includes(t)) return;
   const want = expected.map(progTypeName).join(' or ');
   throw new BpfError(`attach program ${prog.name} to ${hook}`, Errno.EINVAL,
-    `${prog.name} is ${/^[aeiou]/.test(progTypeName(t)) ? 'an' : 'a'} ${progTypeName(t)} program (section ${prog.section}), not ${want}: it attaches to ${hookOf(t)}`);
+    `${prog.name} is ${/^([aeiou]|xdp|lsm|lwt|ext|sk_)/.test(progTypeName(t)) ? 'an' : 'a'} ${progTypeName(t)} program (section ${prog.section}), not ${want}: it attaches to ${hookOf(t)}`);
 }
 
 /** Flag of testRun: run XDP on live frames (kernel >= 5.18), each repetition on a fresh copy of the input. */

@@ -70,9 +70,9 @@ describe('gen types', async () => {
     expect(good.stdout).toContain("export const connKey = struct(\"conn_key\", {\n  src_ip: 'ipv4',\n  dst_ip: 'ipv4',\n  proto: 'u8',\n  pad: { pad: 3 },\n});");
     const bad = run([ensureObject('connection_tracker'), '--type', 'nope']);
     expect(bad.status).toBe(2);
-    expect(bad.stderr).toBe(`error: gen types ${ensureObject('connection_tracker')}: no struct, union, enum or typedef named 'nope' in the BTF\n`);
+    expect(bad.stderr).toBe(`bpfts: gen types ${ensureObject('connection_tracker')}: no struct, union, enum or typedef named 'nope' in the BTF\n`);
     const missing = run(['/nonexistent.bpf.o']);
     expect(missing.status).toBe(2);
-    expect(missing.stderr).toBe('error: gen types /nonexistent.bpf.o: no such file\n');
+    expect(missing.stderr).toBe('bpfts: gen types /nonexistent.bpf.o: no such file\n');
   });
 });

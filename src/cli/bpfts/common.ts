@@ -79,6 +79,8 @@ export async function runBpfts(program: Command, argv: string[] = process.argv):
   let status: number = EXIT.OK;
   try {
     await program.parseAsync(argv);
+    // an action that reports its own error line sets the status it wants
+    if (typeof process.exitCode === 'number' && process.exitCode !== 0) status = process.exitCode;
   } catch (e) {
     if (e instanceof CommanderError) {
       status = e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.exitCode === 0 ? EXIT.OK : EXIT.USAGE;

@@ -26,7 +26,7 @@ export function registerGen(program: Command): void {
     .option('--bigint', '64-bit members as bigint (u64big) instead of number (u64, exact up to 2^53)', false)
     .action(async (path: string, opts: { type: string[]; importFrom: string; bigint: boolean }) => {
       const out = new Output(() => { /* reader gone */ });
-      const fail = (code: number, msg: string) => { process.stderr.write(`error: ${msg}\n`); process.exitCode = code; };
+      const fail = (code: number, msg: string) => { process.stderr.write(`bpfts: ${msg}\n`); process.exitCode = code; };
       if (!existsSync(path) || !statSync(path).isFile()) return fail(2, `gen types ${path}: no such file`);
       let btf: Btf;
       try {

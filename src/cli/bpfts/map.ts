@@ -24,25 +24,13 @@ import type { Codec } from '../../codec.js';
 import { mapCodecs, type MapCodecs } from '../../btf/maps.js';
 import { toJson, type BtfValue } from '../../btf/codec.js';
 import { bpf } from '../../ffi/libbpf.js';
-import { closeFd, isRoot } from '../../ffi/sys.js';
+import { closeFd } from '../../ffi/sys.js';
 import { mapFdById, mapIds } from '../../ffi/mapids.js';
 import { Output } from '../output.js';
+import { EXIT, UsageError, errorLine, requireRoot } from './common.js';
+import { mapTypeName } from '../../kinds.js';
 
-/** Bad usage: exit status 2. */
-export class UsageError extends Error {
-  override name = 'UsageError';
-}
 
-const TYPE_NAMES = [
-  'unspec', 'hash', 'array', 'prog_array', 'perf_event_array', 'percpu_hash', 'percpu_array', 'stack_trace', 'cgroup_array',
-  'lru_hash', 'lru_percpu_hash', 'lpm_trie', 'array_of_maps', 'hash_of_maps', 'devmap', 'sockmap', 'cpumap', 'xskmap', 'sockhash',
-  'cgroup_storage', 'reuseport_sockarray', 'percpu_cgroup_storage', 'queue', 'stack', 'sk_storage', 'devmap_hash', 'struct_ops',
-  'ringbuf', 'inode_storage', 'task_storage', 'bloom_filter', 'user_ringbuf', 'cgrp_storage', 'arena',
-];
-/** bpftool's name of a map type. */
-function typeName(t: number): string {
-  return TYPE_NAMES[t] ?? `type ${t}`;
-}
 
 /** A key or value as raw bytes: the CLI parses and prints with the BTF codecs itself. */
 function rawCodec(size: number): Codec<Buffer> {
@@ -62,9 +50,6 @@ export interface CliMap {
   close(): void;
 }
 
-function requireRoot(): void {
-  if (!isRoot()) throw new UsageError('bpfts map needs root (CAP_BPF and CAP_SYS_ADMIN to see every map): run it with sudo');
-}
 
 /** An fd for `id:N`, a pinned path, or a map name. Throws a UsageError for an unknown or ambiguous map, a BpfError when the kernel refuses. */
 function mapFdOf(spec: string): number {
@@ -108,7 +93,7 @@ function mapFdOf(spec: string): number {
 
 /** Opens a map for the CLI. Throws a UsageError or a BpfError. */
 export function openCliMap(spec: string): CliMap {
-  requireRoot();
+  requireRoot('open maps');
   const fd = mapFdOf(spec);
   try {
     const info = mapInfoByFd(fd, spec);
@@ -178,13 +163,13 @@ export function sumValues(vals: BtfValue[]): BtfValue {
 
 function infoJson(m: MapInfoView, extra: Record<string, unknown> = {}): Record<string, unknown> {
   return {
-    id: m.id, type: typeName(m.type), name: m.name, flags: m.flags, bytes_key: m.keySize, bytes_value: m.valueSize,
+    id: m.id, type: mapTypeName(m.type), name: m.name, flags: m.flags, bytes_key: m.keySize, bytes_value: m.valueSize,
     max_entries: m.maxEntries, ...(m.btfId ? { btf_id: m.btfId } : {}), ...extra,
   };
 }
 
 function infoLine(m: MapInfoView): string {
-  return `${m.id}: ${typeName(m.type)}  name ${m.name || '(none)'}  flags 0x${m.flags.toString(16)}  key ${m.keySize}B  value ${m.valueSize}B  max_entries ${m.maxEntries}${m.btfId ? `  btf_id ${m.btfId}` : ''}`;
+  return `${m.id}: ${mapTypeName(m.type)}  name ${m.name || '(none)'}  flags 0x${m.flags.toString(16)}  key ${m.keySize}B  value ${m.valueSize}B  max_entries ${m.maxEntries}${m.btfId ? `  btf_id ${m.btfId}` : ''}`;
 }
 
 interface JsonOpt { json?: boolean }
@@ -199,8 +184,8 @@ function action<A extends unknown[]>(fn: (out: Output, ...args: A) => void | Pro
     } catch (e) {
       await out.flush();
       const err = e as Error;
-      process.stderr.write(`error: ${err.message.split('\n')[0]}\n`);
-      process.exitCode = e instanceof UsageError || e instanceof TypeError || e instanceof RangeError ? 2 : 1;
+      process.stderr.write(`${errorLine(err)}\n`);
+      process.exitCode = e instanceof UsageError || e instanceof TypeError || e instanceof RangeError ? EXIT.USAGE : EXIT.FAILED;
     }
   };
 }
@@ -320,7 +305,7 @@ export function registerMap(program: Command): void {
 
   withJson(map.command('list').description('every map on the system: id, type, name, sizes, BTF id'))
     .action(action((out, _opts: JsonOpt, cmd: Command) => {
-      requireRoot();
+      requireRoot('open maps');
       const ids = mapIds();
       if ('errno' in ids) throw bpfCallError('list maps', ids.errno);
       const infos: MapInfoView[] = [];
