@@ -7,6 +7,7 @@
  * Layouts are those of Linux on LP64 little-endian machines (x86-64, arm64).
  */
 import { func, lastErrno, libc } from './native.js';
+import { bind, getsockopt, setsockopt, socket } from './sockcalls.js';
 
 /** Address family of packet sockets. */
 export const AF_PACKET = 17;
@@ -28,12 +29,6 @@ const MSG_TRUNC = 0x20;
 /** Bytes of a struct sockaddr_ll. */
 const SOCKADDR_LL_SIZE = 20;
 
-const socket = func<(domain: number, type: number, proto: number) => number>(libc, 'int socket(int domain, int type, int protocol)');
-const setsockopt = func<(fd: number, level: number, opt: number, val: Buffer, len: number) => number>(
-  libc, 'int setsockopt(int fd, int level, int optname, const void *optval, uint32_t optlen)');
-const getsockopt = func<(fd: number, level: number, opt: number, val: Buffer, len: Uint32Array) => number>(
-  libc, 'int getsockopt(int fd, int level, int optname, void *optval, _Inout_ uint32_t *optlen)');
-const bind = func<(fd: number, addr: Buffer, len: number) => number>(libc, 'int bind(int fd, const void *addr, uint32_t len)');
 const recvfrom = func<(fd: number, buf: Buffer, len: number, flags: number, addr: Buffer, alen: Uint32Array) => number>(
   libc, 'intptr_t recvfrom(int fd, void *buf, size_t len, int flags, void *addr, _Inout_ uint32_t *alen)');
 

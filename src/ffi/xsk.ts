@@ -6,6 +6,7 @@
  * Layouts are x86-64/arm64 (LP64, little endian) as the kernel defines them.
  */
 import { func, lastErrno, libc } from './native.js';
+import { bind, getsockopt, setsockopt, socket } from './sockcalls.js';
 import { c, MAP_FAILED, viewOf } from './libbpf.js';
 
 /** Address family of XDP sockets. */
@@ -36,12 +37,6 @@ export const XDP_PACKET_HEADROOM = 256;
 
 const MSG_DONTWAIT = 0x40;
 
-const socket = func<(domain: number, type: number, proto: number) => number>(libc, 'int socket(int domain, int type, int protocol)');
-const setsockopt = func<(fd: number, level: number, opt: number, val: Buffer, len: number) => number>(
-  libc, 'int setsockopt(int fd, int level, int optname, const void *optval, uint32_t optlen)');
-const getsockopt = func<(fd: number, level: number, opt: number, val: Buffer, len: Uint32Array) => number>(
-  libc, 'int getsockopt(int fd, int level, int optname, void *optval, _Inout_ uint32_t *optlen)');
-const bind = func<(fd: number, addr: Buffer, len: number) => number>(libc, 'int bind(int fd, const void *addr, uint32_t len)');
 const sendto = func<(fd: number, buf: null, len: number, flags: number, addr: null, alen: number) => number>(
   libc, 'intptr_t sendto(int fd, const void *buf, size_t len, int flags, const void *addr, uint32_t alen)');
 const recvfrom = func<(fd: number, buf: null, len: number, flags: number, addr: null, alen: null) => number>(
