@@ -5,12 +5,13 @@
  * libc call each), so both paths must deliver exactly N events. Checked:
  * exact counts through both readers, per-CPU order, waking from the event
  * loop (consume, records), LOST records counted exactly when the reader
- * does not read and a CPU's ring is one page, close() twice, errors.
+ * does not read and a CPU's ring is one page (on one pinned CPU), close() twice, errors.
  */
 import { execFileSync } from 'node:child_process';
 import { afterAll, describe, expect, it } from 'vitest';
 import { BpfError, BpfObject, PerfBufReader, u32 } from '../src/index.js';
 import { ensureObject } from '../src/cli/build.js';
+import { parseCpuList } from '../src/ffi/perf.js';
 import { parentPid } from '../src/ffi/sys.js';
 import { attachPvr, configurePvr, COUNTERS_MAP, openPvr, PERF_MAP, PvrCounters, PvrEvent, type PvrEventValue } from '../src/lessons/perf_vs_ringbuf.js';
 import type { Link } from '../src/link.js';
@@ -67,35 +68,45 @@ describe.skipIf(!kernelTests())('perf buffer reader on real perf rings', () => {
 
   it('counts LOST records exactly when the reader is paused and the ring is one page', async () => {
     const { obj } = loaded();
-    using pb = PerfBufReader.open(obj, PERF_MAP, { codec: PvrEvent, pageCount: 1 });
-    expect(pb.size).toBe(4096);
-    const counters = openCounters(obj);
-    const until = async (ok: () => boolean) => { for (let i = 0; i < 200 && !ok(); i++) await new Promise((res) => setTimeout(res, 10)); };
-    let n = 0;
-    let ac = new AbortController();
-    let consuming = pb.consume(() => { n++; }, { signal: ac.signal });
-    calls(20);
-    await until(() => n === 20);
-    expect(n).toBe(20);
-    ac.abort(); // paused: the reader stays open, nothing drains the rings
-    await consuming;
-    calls(3000); // 40-byte records: about 100 fit in one page
-    await new Promise((res) => setTimeout(res, 50));
-    expect(n).toBe(20);
-    ac = new AbortController();
-    consuming = pb.consume(() => { n++; }, { signal: ac.signal });
-    await until(() => n > 20);
-    // The kernel writes its LOST record when a later sample finds room.
-    calls(10);
-    await until(() => pb.consumed + pb.lost === 3030);
-    ac.abort();
-    await consuming;
-    const c = counters();
-    expect(c.perf_failed).toBeGreaterThan(2000);
-    expect(pb.lost).toBe(c.perf_failed);
-    expect(pb.consumed).toBe(c.perf_sent);
-    expect(pb.consumed + pb.lost).toBe(3030);
-    expect(n).toBe(pb.consumed);
+    // The kernel writes a ring's LOST record into that ring, and only when a
+    // later sample of the same CPU finds room: if the thread moved to another
+    // CPU between the overflow and the last calls, the record would never be
+    // written. So the whole test runs on one CPU.
+    const cpu = pinToOneCpu();
+    try {
+      using pb = PerfBufReader.open(obj, PERF_MAP, { codec: PvrEvent, pageCount: 1 });
+      expect(pb.size).toBe(4096);
+      const counters = openCounters(obj);
+      const until = async (ok: () => boolean) => { for (let i = 0; i < 200 && !ok(); i++) await new Promise((res) => setTimeout(res, 10)); };
+      let n = 0;
+      let ac = new AbortController();
+      let consuming = pb.consume(() => { n++; }, { signal: ac.signal });
+      calls(20);
+      await until(() => n === 20);
+      expect(n).toBe(20);
+      ac.abort(); // paused: the reader stays open, nothing drains the rings
+      await consuming;
+      calls(3000); // 40-byte records: about 100 fit in one page
+      await new Promise((res) => setTimeout(res, 50));
+      expect(n).toBe(20);
+      ac = new AbortController();
+      consuming = pb.consume(() => { n++; }, { signal: ac.signal });
+      await until(() => n > 20);
+      // The kernel writes its LOST record when a later sample (same CPU) finds room.
+      calls(10);
+      await until(() => pb.consumed + pb.lost === 3030);
+      ac.abort();
+      await consuming;
+      const c = counters();
+      expect(c.perf_failed).toBeGreaterThan(2000);
+      expect(pb.lost).toBe(c.perf_failed);
+      expect(pb.lostPerCpu()).toEqual(pb.cpus.map((k) => [k, k === cpu.cpu ? c.perf_failed : 0]));
+      expect(pb.consumed).toBe(c.perf_sent);
+      expect(pb.consumed + pb.lost).toBe(3030);
+      expect(n).toBe(pb.consumed);
+    } finally {
+      cpu.restore();
+    }
   });
 
   it('hands events to consume() and records() from the event loop', async () => {
@@ -126,8 +137,7 @@ describe.skipIf(!kernelTests())('perf buffer reader on real perf rings', () => {
   it('wakes the reader only every wakeupEvents samples of a CPU', async () => {
     const { obj } = loaded();
     // Keep this thread on one CPU so that every sample goes to one perf ring.
-    const mask = /: ([0-9a-f,]+)\s*$/.exec(execFileSync('taskset', ['-p', String(process.pid)], { encoding: 'utf8' }))![1];
-    execFileSync('taskset', ['-p', '-c', '0', String(process.pid)], { stdio: 'ignore' });
+    const cpu = pinToOneCpu();
     try {
       using pb = PerfBufReader.open(obj, PERF_MAP, { codec: PvrEvent, pageCount: 2, wakeupEvents: 50 });
       let n = 0;
@@ -144,7 +154,7 @@ describe.skipIf(!kernelTests())('perf buffer reader on real perf rings', () => {
       ac.abort();
       await done;
     } finally {
-      execFileSync('taskset', ['-p', mask, String(process.pid)], { stdio: 'ignore' });
+      cpu.restore();
     }
   });
 
@@ -185,4 +195,17 @@ describe.skipIf(!kernelTests())('perf buffer reader on real perf rings', () => {
 function openCounters(obj: BpfObject): () => ReturnType<typeof PvrCounters.zero> {
   const m = obj.perCpuMap(COUNTERS_MAP, u32, PvrCounters);
   return () => m.summed(0)!;
+}
+
+/**
+ * Pins this process's main thread (the one making the test's syscalls; the
+ * forks pool runs tests on it) to the first CPU it may run on; restore()
+ * puts its affinity back.
+ */
+function pinToOneCpu(): { cpu: number; restore(): void } {
+  const pid = String(process.pid);
+  const list = /: ([0-9,-]+)\s*$/.exec(execFileSync('taskset', ['-p', '-c', pid], { encoding: 'utf8' }))![1];
+  const cpu = parseCpuList(list)[0];
+  execFileSync('taskset', ['-p', '-c', String(cpu), pid], { stdio: 'ignore' });
+  return { cpu, restore: () => execFileSync('taskset', ['-p', '-c', list, pid], { stdio: 'ignore' }) };
 }

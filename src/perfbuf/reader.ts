@@ -16,7 +16,10 @@
  * BPF_F_CURRENT_CPU, ...) finds it. Records from different CPUs therefore
  * arrive in no global order: the reader drains the rings one after the
  * other. Samples the kernel dropped because a ring was full come as
- * PERF_RECORD_LOST records, summed into `lost`.
+ * PERF_RECORD_LOST records, summed into `lost`. The kernel writes a ring's
+ * LOST record into that ring only when a later sample on the same CPU finds
+ * room: until then (e.g. the producer moved to another CPU) the loss is
+ * not visible here; the perf ring has no other counter of it.
  *
  * Waking: one watch per CPU fd (watchReadable, i.e. libuv's own epoll)
  * rather than an epoll fd of our own: libuv already multiplexes the fds,
@@ -204,7 +207,10 @@ export class PerfBufReader<T = Buffer> implements AsyncIterable<T> {
     return n;
   }
 
-  /** Samples the kernel dropped (ring full), as its LOST records said so far. */
+  /**
+   * Samples the kernel dropped (ring full), as its LOST records said so far
+   * (a CPU's record arrives with that CPU's next sample that fits).
+   */
   get lost(): number {
     let n = 0;
     for (const p of this.#parsers) n += p.lost;
