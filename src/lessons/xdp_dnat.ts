@@ -27,6 +27,7 @@ import type { BpfObject } from '../object.js';
 import { LessonPins, type FindPinsOptions } from '../pins.js';
 import { formatRate, rate } from '../cli/output.js';
 import type { SharedLayout } from './shared.js';
+import { DNAT_REASONS, dataPlaneLayouts, type DnatReason } from '../lb/dataplane.js';
 
 /** struct service_key: VIP and port in network order, protocol, zero pad. */
 export const serviceKeyStruct = struct('service_key', { vip: 'be32', port: 'be16', proto: 'u8', pad: { pad: 1 } });
@@ -37,13 +38,8 @@ export const backendKeyStruct = struct('backend_key', { ip: 'be32', port: 'be16'
 /** struct service_counter: hits of one service (one per CPU). */
 export const serviceCounterStruct = struct('service_counter', { packets: 'u64', bytes: 'u64' });
 
-/** The structs shared with the kernel programs, checked against the object's BTF by test/layouts.test.ts. */
-export const sharedLayouts: SharedLayout[] = [
-  { object: 'xdp_dnat', cName: 'service_key', codec: serviceKeyStruct },
-  { object: 'xdp_dnat', cName: 'backend', codec: backendStruct },
-  { object: 'xdp_dnat', cName: 'backend_key', codec: backendKeyStruct },
-  { object: 'xdp_dnat', cName: 'service_counter', codec: serviceCounterStruct },
-];
+/** The structs shared with the kernel programs, checked against the object's BTF by test/layouts.test.ts (see src/lb/dataplane.ts). */
+export const sharedLayouts: SharedLayout[] = dataPlaneLayouts;
 
 /** Map names in the object (and file names under the pin directory). */
 export const MAPS = { services: 'service_map', reverse: 'reverse_map', hits: 'service_hits', stats: 'dnat_stats' } as const;
@@ -58,13 +54,7 @@ export const REPLY_TC_SLOT = { handle: 0xd0a7, priority: 0xd0a7 } as const;
 /** max_entries of service_map (reverse_map has twice as many: room to change every backend at once). */
 export const MAX_SERVICES = 1024;
 
-/** enum dnat_reason, in order: the index of each counter in dnat_stats. */
-export const DNAT_REASONS = [
-  'redirect', 'tx', 'pass_no_neigh', 'pass_not_fwd', 'pass_mtu', 'pass_ttl', 'drop_blackhole',
-  'pass_miss', 'pass_not_ipv4', 'pass_malformed', 'pass_fragment', 'pass_other_proto', 'reply_rewritten',
-] as const;
-/** A reason name. */
-export type DnatReason = typeof DNAT_REASONS[number];
+export { DNAT_REASONS, type DnatReason } from '../lb/dataplane.js';
 
 /** Protocols a service can have. */
 export type ServiceProto = 'tcp' | 'udp';

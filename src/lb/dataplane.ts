@@ -1,0 +1,362 @@
+/**
+ * The load balancer's data plane as user space sees it
+ * (bpf/xdp_dnat/xdp_dnat.bpf.c, xdp_dnat.h): the structs it shares, byte for
+ * byte; its map and program names; its reasons counters; its connection
+ * tracking tables; and its lifecycle: sizing and timeouts before load,
+ * adopting the state and the links a previous instance left pinned, and
+ * pinning them for the next one.
+ *
+ * Restarts that drop nothing: with a pin directory the maps (services,
+ * backends, Maglev tables, hit counters, connections) and the two links
+ * (XDP, TCX) are pinned there. The next loader reuses the pinned maps
+ * (bpf_map__reuse_fd, before load: its programs are verified against the
+ * very same maps) and swaps its programs into the pinned links
+ * (BPF_LINK_UPDATE: atomic, the hook is never empty). Connections keep their
+ * backend because their entries, and the tables that picked them, are the
+ * same maps.
+ */
+import { join } from 'node:path';
+import { existsSync, mkdirSync, readdirSync, rmdirSync, unlinkSync } from 'node:fs';
+import { formatIpv4, struct, u32, u64, type Codec } from '../codec.js';
+import { BpfError, Errno } from '../errors.js';
+import { Link, type Attachment } from '../link.js';
+import type { BpfMap, PerCpuMap } from '../map.js';
+import type { BpfObject } from '../object.js';
+import { isBpffs } from '../bpffs.js';
+
+/** Slots of one service's Maglev table (prime). */
+export const LB_MAGLEV_SIZE = 1021;
+/** Backends one service may have, at least. */
+export const LB_MAX_BACKENDS = 256;
+/** backend.flags: the slot is in use. */
+export const BACKEND_F_ACTIVE = 1;
+/** conn_entry.flags: a FIN or RST went through (the closing timeout applies). */
+export const CONN_F_CLOSING = 1;
+
+/** struct service_key: VIP and port in network order, protocol, zero pad. */
+export const serviceKeyStruct = struct('service_key', { vip: 'be32', port: 'be16', proto: 'u8', pad: { pad: 1 } });
+/** struct service_info: the service's id (maglev_map, service_hits) and its number of backends. */
+export const serviceInfoStruct = struct('service_info', { id: 'u32', backend_count: 'u32' });
+/** struct backend: one backend of one service (backend_map, by backend id). */
+export const backendStruct = struct('backend', { ip: 'be32', port: 'be16', flags: 'u16' });
+/** struct maglev_table, as its C layout (for the layout check); maglevTable reads and writes it. */
+export const maglevTableStruct = struct('maglev_table', { backend_id: { bytes: 4 * LB_MAGLEV_SIZE } });
+/** struct service_counter: hits of one service (one per CPU). */
+export const serviceCounterStruct = struct('service_counter', { packets: 'u64', bytes: 'u64' });
+/** struct flow_key: a 5-tuple as a packet carries it (conntrack, conntrack_rev). */
+export const flowKeyStruct = struct('flow_key', { saddr: 'be32', daddr: 'be32', sport: 'be16', dport: 'be16', proto: 'u8', pad: { pad: 3 } });
+/** struct conn_entry: what a connection remembers (conntrack's value). */
+export const connEntryStruct = struct('conn_entry', {
+  backend_id: 'u32', backend_ip: 'be32', backend_port: 'be16', flags: 'u8', pad0: { pad: 1 },
+  service_id: 'u32', last_seen: 'u64', fib_time: 'u64', fib_gen: 'u32', ifindex: 'u32',
+  dmac: { bytes: 6 }, smac: { bytes: 6 }, mtu: 'u16', pad1: { pad: 2 },
+});
+/** struct conn_rev: the VIP and port a backend's replies must carry (conntrack_rev's value). */
+export const connRevStruct = struct('conn_rev', { vip: 'be32', vport: 'be16', pad: { pad: 2 } });
+/** struct lb_globals: slot 0 of lb_globals. */
+export const lbGlobalsStruct = struct('lb_globals', { fib_generation: 'u32', pad: { pad: 4 } });
+
+/** A service's Maglev table: LB_MAGLEV_SIZE backend ids. Encoding throws a RangeError for another length. */
+export const maglevTable: Codec<Uint32Array> = {
+  size: 4 * LB_MAGLEV_SIZE,
+  encode(v, buf, off = 0) {
+    if (v.length !== LB_MAGLEV_SIZE) throw new RangeError(`a Maglev table has ${LB_MAGLEV_SIZE} slots, got ${v.length}`);
+    const b = Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
+    for (let i = 0; i < LB_MAGLEV_SIZE; i++) b.writeUInt32LE(v[i], off + 4 * i);
+  },
+  decode(buf, off = 0) {
+    const b = Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
+    const out = new Uint32Array(LB_MAGLEV_SIZE);
+    for (let i = 0; i < LB_MAGLEV_SIZE; i++) out[i] = b.readUInt32LE(off + 4 * i);
+    return out;
+  },
+};
+
+/** The data plane's structs shared with the kernel programs (checked against the object's BTF by test/layouts.test.ts). */
+export const dataPlaneLayouts = [
+  serviceKeyStruct, serviceInfoStruct, backendStruct, maglevTableStruct, serviceCounterStruct,
+  flowKeyStruct, connEntryStruct, connRevStruct, lbGlobalsStruct,
+].map((codec) => ({ object: 'xdp_dnat', cName: codec.layout.name, codec }));
+
+/** Map names in the object (and file names under the pin directory). */
+export const LB_MAPS = {
+  services: 'service_map', backends: 'backend_map', maglev: 'maglev_map', hits: 'service_hits',
+  conntrack: 'conntrack', conntrackRev: 'conntrack_rev', globals: 'lb_globals', stats: 'dnat_stats',
+} as const;
+/** The programs: XDP forward path and TC egress return path. */
+export const LB_PROGRAMS = { forward: 'xdp_dnat', reply: 'tc_dnat_reply' } as const;
+/** File names of the pinned links under the pin directory. */
+export const LB_LINKS = { forward: 'link_xdp', reply: 'link_tc_egress' } as const;
+
+/** enum dnat_reason, in order: the index of each counter in dnat_stats. The verdicts come first (one per packet), then events. */
+export const DNAT_REASONS = [
+  'redirect', 'tx', 'pass_no_neigh', 'pass_not_fwd', 'pass_mtu', 'pass_ttl', 'drop_blackhole',
+  'pass_miss', 'pass_not_ipv4', 'pass_malformed', 'pass_fragment', 'pass_other_proto', 'pass_no_backend', 'reply_rewritten',
+  'conn_new', 'conn_reselect', 'conn_expired', 'conn_full', 'fib_cached', 'fib_refresh', 'reply_no_conn',
+] as const;
+/** A reason name. */
+export type DnatReason = typeof DNAT_REASONS[number];
+/** The verdicts of the forward program on a hit (exactly one per hit packet). */
+export const HIT_VERDICTS = ['redirect', 'tx', 'pass_no_neigh', 'pass_not_fwd', 'pass_mtu', 'pass_ttl', 'drop_blackhole'] as const satisfies readonly DnatReason[];
+
+/** Sizes and timeouts of a data plane (loader options). */
+export interface DataPlaneOptions {
+  /** service_map, maglev_map, service_hits entries (default 1024). */
+  maxServices?: number;
+  /** backend_map entries, id 0 included (default 4096). */
+  maxBackends?: number;
+  /** conntrack and conntrack_rev entries (default 65536). */
+  conntrackSize?: number;
+  /** Idle timeout of a TCP connection entry, seconds (default 3600). */
+  tcpTimeout?: number;
+  /** Idle timeout of a UDP flow entry, seconds (default 60). */
+  udpTimeout?: number;
+  /** Timeout once a FIN or RST went through, seconds (default 10). */
+  closingTimeout?: number;
+  /** How long a cached route and MACs are used before bpf_fib_lookup again, ms (default 1000). */
+  fibRefreshMs?: number;
+}
+
+/** Defaults of DataPlaneOptions. */
+export const DATA_PLANE_DEFAULTS: Required<DataPlaneOptions> = {
+  maxServices: 1024, maxBackends: 4096, conntrackSize: 65536, tcpTimeout: 3600, udpTimeout: 60, closingTimeout: 10, fibRefreshMs: 1000,
+};
+
+const NS = 1_000_000_000;
+
+/**
+ * Sizes the maps and sets the timeouts of an opened (not loaded) xdp_dnat
+ * object. Throws a RangeError for a size or timeout that is not a positive
+ * integer, a BpfError.
+ */
+export function configureDataPlane(obj: BpfObject, opts: DataPlaneOptions = {}): Required<DataPlaneOptions> {
+  const o = { ...DATA_PLANE_DEFAULTS, ...Object.fromEntries(Object.entries(opts).filter(([, v]) => v !== undefined)) } as Required<DataPlaneOptions>;
+  for (const [k, v] of Object.entries(o)) {
+    if (!Number.isInteger(v) || v <= 0) throw new RangeError(`${k}: ${String(v)} is not a positive integer`);
+  }
+  if (o.maxBackends < 2) throw new RangeError('maxBackends: at least 2 (id 0 is never used)');
+  obj.setMaxEntries(LB_MAPS.services, o.maxServices).setMaxEntries(LB_MAPS.maglev, o.maxServices).setMaxEntries(LB_MAPS.hits, o.maxServices);
+  obj.setMaxEntries(LB_MAPS.backends, o.maxBackends);
+  obj.setMaxEntries(LB_MAPS.conntrack, o.conntrackSize).setMaxEntries(LB_MAPS.conntrackRev, o.conntrackSize);
+  obj.setConst('tcp_timeout_ns', BigInt(o.tcpTimeout) * BigInt(NS));
+  obj.setConst('udp_timeout_ns', BigInt(o.udpTimeout) * BigInt(NS));
+  obj.setConst('closing_timeout_ns', BigInt(o.closingTimeout) * BigInt(NS));
+  obj.setConst('fib_refresh_ns', BigInt(o.fibRefreshMs) * 1_000_000n);
+  return o;
+}
+
+/** The data plane's maps, typed. */
+export interface DataPlaneMaps {
+  services: BpfMap<ServiceKey, ServiceInfo>;
+  backends: BpfMap<number, Backend>;
+  maglev: BpfMap<number, Uint32Array>;
+  hits: PerCpuMap<number, ServiceCounter>;
+  conntrack: BpfMap<FlowKey, ConnEntry>;
+  conntrackRev: BpfMap<FlowKey, ConnRev>;
+  globals: BpfMap<number, LbGlobals>;
+  stats: PerCpuMap<number, number>;
+}
+/** Raw service key (numbers as the kernel stores them). */
+export type ServiceKey = ReturnType<typeof serviceKeyStruct.decode>;
+/** Raw service info. */
+export type ServiceInfo = ReturnType<typeof serviceInfoStruct.decode>;
+/** Raw backend. */
+export type Backend = ReturnType<typeof backendStruct.decode>;
+/** Raw hit counter. */
+export type ServiceCounter = ReturnType<typeof serviceCounterStruct.decode>;
+/** Raw flow key. */
+export type FlowKey = ReturnType<typeof flowKeyStruct.decode>;
+/** Raw connection entry. */
+export type ConnEntry = ReturnType<typeof connEntryStruct.decode>;
+/** Raw reverse entry. */
+export type ConnRev = ReturnType<typeof connRevStruct.decode>;
+/** lb_globals[0]. */
+export type LbGlobals = ReturnType<typeof lbGlobalsStruct.decode>;
+
+/** The maps of a loaded xdp_dnat object, typed (closed with the object). Throws a BpfError. */
+export function dataPlaneMaps(obj: BpfObject): DataPlaneMaps {
+  return {
+    services: obj.map(LB_MAPS.services, serviceKeyStruct, serviceInfoStruct),
+    backends: obj.map(LB_MAPS.backends, u32, backendStruct),
+    maglev: obj.map(LB_MAPS.maglev, u32, maglevTable),
+    hits: obj.perCpuMap(LB_MAPS.hits, u32, serviceCounterStruct),
+    conntrack: obj.map(LB_MAPS.conntrack, flowKeyStruct, connEntryStruct),
+    conntrackRev: obj.map(LB_MAPS.conntrackRev, flowKeyStruct, connRevStruct),
+    globals: obj.map(LB_MAPS.globals, u32, lbGlobalsStruct),
+    stats: obj.perCpuMap(LB_MAPS.stats, u32, u64),
+  };
+}
+
+/** The pinned maps: the whole state a restart adopts (counters included, so they carry on). */
+const PINNED = Object.keys(LB_MAPS) as Array<keyof typeof LB_MAPS>;
+
+/**
+ * Before load: makes the object use the maps pinned in `dir` by a previous
+ * instance (those that are there). Returns the names adopted (none for an
+ * empty or missing directory). Throws a BpfError (EINVAL: a pinned map of
+ * another layout, e.g. left by an older version: remove the directory).
+ */
+export function adoptPinnedMaps(obj: BpfObject, dir: string): string[] {
+  if (!existsSync(dir)) return [];
+  return PINNED.map((k) => LB_MAPS[k]).filter((name) => obj.reusePinnedMap(name, join(dir, name)));
+}
+
+/**
+ * After load: pins every map in `dir` (created if needed; it must be on a
+ * bpffs), leaving the pins of adopted maps as they are. Throws a BpfError
+ * (EPERM: not on bpffs).
+ */
+export function pinDataPlaneMaps(maps: DataPlaneMaps, dir: string): void {
+  mkdirSync(dir, { recursive: true });
+  if (!isBpffs(dir)) throw new BpfError(`pin load balancer state at ${dir}`, Errno.EPERM, `${dir} is not on a bpffs`);
+  for (const k of PINNED) {
+    const path = join(dir, LB_MAPS[k]);
+    if (!existsSync(path)) maps[k].pin(path);
+  }
+}
+
+/** How attachOrUpdate reached the hook. */
+export type LinkOutcome = 'attached' | 'updated';
+
+/**
+ * Attaches a program through a new link, or, when a link is pinned at
+ * `pinPath`, swaps the program into it (BPF_LINK_UPDATE) so the hook is
+ * never empty. With `pin`, a new link is pinned there. Returns the link (or
+ * attachment) and what happened. Throws a BpfError.
+ */
+export function attachOrUpdate(
+  pinPath: string | undefined, progFd: number, progName: string, attach: () => Link | Attachment, describe: (old: Link) => string,
+): { link: Link | Attachment; outcome: LinkOutcome } {
+  if (pinPath) {
+    const old = Link.openPinned(pinPath, `pinned link ${pinPath}`);
+    if (old) {
+      try {
+        old.update(progFd, describe(old));
+      } catch (e) {
+        old.release();
+        throw new BpfError(`replace the program of ${pinPath} with ${progName}`, e instanceof BpfError ? e.errno : Errno.EINVAL, (e as Error).message);
+      }
+      return { link: old, outcome: 'updated' };
+    }
+  }
+  const link = attach();
+  if (pinPath && link instanceof Link) link.pin(pinPath);
+  return { link, outcome: 'attached' };
+}
+
+/** Removes the pins of a data plane in `dir` (maps and links) and the directory if that leaves it empty. Safe to call twice. */
+export function removeDataPlanePins(dir: string): void {
+  for (const name of [...Object.values(LB_MAPS), ...Object.values(LB_LINKS)]) {
+    try { unlinkSync(join(dir, name)); } catch { /* not there */ }
+  }
+  try {
+    if (readdirSync(dir).length === 0) rmdirSync(dir);
+  } catch { /* gone or not empty */ }
+}
+
+/** A connection entry as user space shows it. */
+export interface Connection {
+  client: string;
+  vip: string;
+  proto: 'tcp' | 'udp' | number;
+  backendId: number;
+  backend: string;
+  serviceId: number;
+  closing: boolean;
+  /** Seconds since the last packet (coarse: about 1/16 s). */
+  idle: number;
+}
+
+const protoOf = (p: number) => (p === 6 ? 'tcp' : p === 17 ? 'udp' : p);
+
+/** CLOCK_MONOTONIC now in ns (what bpf_ktime_get_coarse_ns counts, give or take a tick). */
+function monotonicNs(): number {
+  return Number(process.hrtime.bigint());
+}
+
+/** The entries of a conntrack map, readable. Throws a BpfError. */
+export function listConnections(conntrack: BpfMap<FlowKey, ConnEntry>): Connection[] {
+  const now = monotonicNs();
+  return conntrack.readAll().entries.map(([k, e]) => ({
+    client: `${formatIpv4(k.saddr)}:${k.sport}`,
+    vip: `${formatIpv4(k.daddr)}:${k.dport}`,
+    proto: protoOf(k.proto),
+    backendId: e.backend_id,
+    backend: `${formatIpv4(e.backend_ip)}:${e.backend_port}`,
+    serviceId: e.service_id,
+    closing: (e.flags & CONN_F_CLOSING) !== 0,
+    idle: Math.max(0, (now - e.last_seen) / NS),
+  }));
+}
+
+/**
+ * Tells the data plane that routes or neighbours changed: every cached
+ * forwarding (egress interface, MACs, MTU) is looked up again on its flow's
+ * next packet. Throws a BpfError.
+ */
+export function bumpFibGeneration(globals: BpfMap<number, LbGlobals>): number {
+  const g = globals.get(0)?.fib_generation ?? 0;
+  const next = (g + 1) >>> 0;
+  globals.set(0, { fib_generation: next });
+  return next;
+}
+
+/** The per-reason counters, summed over CPUs. Throws a BpfError. */
+export function readDnatStats(stats: PerCpuMap<number, number>): Record<DnatReason, number> {
+  const out = {} as Record<DnatReason, number>;
+  DNAT_REASONS.forEach((r, i) => { out[r] = stats.sum(i); });
+  return out;
+}
+
+/** One backend slot to write: its id in backend_map, address and port (numbers as parseIpv4 gives them). */
+export interface BackendSlot { id: number; ip: number; port: number }
+
+/**
+ * Writes one service in the order the data plane needs (never a table
+ * pointing at an inactive backend): its backends, then its Maglev table,
+ * then its service_map entry. A primitive: ids and the table are the
+ * caller's (the ServiceTable allocates them and builds the table). Throws a
+ * BpfError (E2BIG: a map is full), a RangeError for a table of another size.
+ */
+export function writeServiceRaw(maps: DataPlaneMaps, key: ServiceKey, serviceId: number, backends: BackendSlot[], table: Uint32Array): void {
+  for (const b of backends) maps.backends.set(b.id, { ip: b.ip, port: b.port, flags: BACKEND_F_ACTIVE });
+  maps.maglev.set(serviceId, table);
+  maps.services.set(key, { id: serviceId, backend_count: backends.length });
+}
+
+/**
+ * A lookup table that gives backend i `weights[i]` shares of the slots in
+ * turn (not consistent: every change moves flows; for tests and for
+ * writing a service before a Maglev builder is at hand).
+ */
+export function roundRobinTable(ids: number[], weights: number[] = ids.map(() => 1)): Uint32Array {
+  const cycle = ids.flatMap((id, i) => Array<number>(weights[i]).fill(id));
+  if (cycle.length === 0) throw new RangeError('a lookup table needs at least one backend of weight > 0');
+  const t = new Uint32Array(LB_MAGLEV_SIZE);
+  for (let i = 0; i < LB_MAGLEV_SIZE; i++) t[i] = cycle[i % cycle.length];
+  return t;
+}
+
+/** One service as the data plane holds it: address, id, hits, and each backend's share of the lookup table. */
+export interface DataPlaneService {
+  vip: string; port: number; proto: 'tcp' | 'udp' | number;
+  id: number; backendCount: number;
+  packets: number; bytes: number;
+  backends: Array<{ id: number; addr: string; active: boolean; slots: number }>;
+}
+
+/** Reads every service with its hits and its backends' shares of the Maglev table. Throws a BpfError. */
+export function readServices(maps: DataPlaneMaps): DataPlaneService[] {
+  return maps.services.readAll().entries
+    .sort(([a], [b]) => a.vip - b.vip || a.port - b.port || a.proto - b.proto)
+    .map(([k, info]) => {
+      const hits = maps.hits.summed(info.id) ?? { packets: 0, bytes: 0 };
+      const slots = new Map<number, number>();
+      if (info.backend_count > 0) for (const id of maps.maglev.get(info.id) ?? []) slots.set(id, (slots.get(id) ?? 0) + 1);
+      const backends = [...slots].filter(([id]) => id !== 0).sort(([a], [b]) => a - b).map(([id, n]) => {
+        const b = maps.backends.get(id);
+        return { id, addr: b ? `${formatIpv4(b.ip)}:${b.port}` : '?', active: !!b && (b.flags & BACKEND_F_ACTIVE) !== 0, slots: n };
+      });
+      return { vip: formatIpv4(k.vip), port: k.port, proto: protoOf(k.proto), id: info.id, backendCount: info.backend_count, packets: hits.packets, bytes: hits.bytes, backends };
+    });
+}
