@@ -129,19 +129,22 @@ struct {
 	__type(value, struct lb_globals);
 } lb_globals SEC(".maps");
 
+/* One value per CPU holding every counter: the few a packet bumps share
+ * its cache lines (one slot per reason would give each its own). */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, DNAT_REASON_COUNT);
+	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, __u64);
+	__type(value, struct dnat_counters);
 } dnat_stats SEC(".maps");
 
 /* Per-CPU counters: only this CPU writes its slot, no atomics needed. */
 static __always_inline void count(__u32 reason)
 {
-	__u64 *c = bpf_map_lookup_elem(&dnat_stats, &reason);
-	if (c)
-		*c += 1;
+	__u32 zero = 0;
+	struct dnat_counters *c = bpf_map_lookup_elem(&dnat_stats, &zero);
+	if (c && reason < DNAT_REASON_COUNT)
+		c->n[reason] += 1;
 }
 
 static __always_inline void count_hit(__u32 service_id, __u64 bytes)
@@ -438,7 +441,6 @@ int xdp_dnat(struct xdp_md *ctx)
 			return XDP_PASS;
 		}
 	} else {
-		count(DNAT_FIB_CACHED);
 		if (bpf_ntohs(ip->tot_len) > ce->mtu) {
 			count(DNAT_PASS_MTU);
 			return XDP_PASS;

@@ -92,8 +92,9 @@ struct conn_rev {
 	__u16 pad;    /* always zero */
 };                    /* 8 bytes */
 
-/* Why a packet went where it went: the index of dnat_stats (one counter per
- * CPU per reason). Every packet the programs see is counted once under one
+/* Why a packet went where it went: the index of a counter in dnat_stats'
+ * single per-CPU value, struct dnat_counters (one lookup per packet, all
+ * counters of a CPU side by side). Every packet the programs see is counted once under one
  * of the verdicts (up to DNAT_REPLY_REWRITTEN); the events after it count
  * what happened to connections on the way. The names are mirrored by
  * DNAT_REASONS in the TS module. */
@@ -119,10 +120,14 @@ enum dnat_reason {
 	DNAT_CONN_RESELECT,     /* an entry's backend was removed or replaced: the flow re-picked */
 	DNAT_CONN_EXPIRED,      /* an entry idle past its timeout (or closed, then a new SYN): re-picked */
 	DNAT_CONN_FULL,         /* the connection entry could not be written: forwarded without one */
-	DNAT_FIB_CACHED,        /* a hit forwarded with the entry's cached route and MACs */
-	DNAT_FIB_REFRESH,       /* a hit that looked the route up (new flow, stale or no cache) */
+	DNAT_FIB_REFRESH,       /* a hit that looked the route up (new flow, stale or no cache);
+				 * the other hits used the entry's cached route and MACs */
 	DNAT_REPLY_NO_CONN,     /* TC egress: TCP/UDP with no reverse entry: untouched */
 	DNAT_REASON_COUNT,
+};
+
+struct dnat_counters {
+	__u64 n[DNAT_REASON_COUNT];
 };
 
 #endif

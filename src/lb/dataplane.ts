@@ -17,7 +17,7 @@
  */
 import { join } from 'node:path';
 import { existsSync, mkdirSync, readdirSync, rmdirSync, unlinkSync } from 'node:fs';
-import { formatIpv4, struct, u32, u64, type Codec } from '../codec.js';
+import { formatIpv4, struct, u32, type Codec } from '../codec.js';
 import { BpfError, Errno } from '../errors.js';
 import { Link, type Attachment } from '../link.js';
 import type { BpfMap, PerCpuMap } from '../map.js';
@@ -72,12 +72,6 @@ export const maglevTable: Codec<Uint32Array> = {
   },
 };
 
-/** The data plane's structs shared with the kernel programs (checked against the object's BTF by test/layouts.test.ts). */
-export const dataPlaneLayouts = [
-  serviceKeyStruct, serviceInfoStruct, backendStruct, maglevTableStruct, serviceCounterStruct,
-  flowKeyStruct, connEntryStruct, connRevStruct, lbGlobalsStruct,
-].map((codec) => ({ object: 'xdp_dnat', cName: codec.layout.name, codec }));
-
 /** Map names in the object (and file names under the pin directory). */
 export const LB_MAPS = {
   services: 'service_map', backends: 'backend_map', maglev: 'maglev_map', hits: 'service_hits',
@@ -92,10 +86,30 @@ export const LB_LINKS = { forward: 'link_xdp', reply: 'link_tc_egress' } as cons
 export const DNAT_REASONS = [
   'redirect', 'tx', 'pass_no_neigh', 'pass_not_fwd', 'pass_mtu', 'pass_ttl', 'drop_blackhole',
   'pass_miss', 'pass_not_ipv4', 'pass_malformed', 'pass_fragment', 'pass_other_proto', 'pass_no_backend', 'reply_rewritten',
-  'conn_new', 'conn_reselect', 'conn_expired', 'conn_full', 'fib_cached', 'fib_refresh', 'reply_no_conn',
+  'conn_new', 'conn_reselect', 'conn_expired', 'conn_full', 'fib_refresh', 'reply_no_conn',
 ] as const;
 /** A reason name. */
 export type DnatReason = typeof DNAT_REASONS[number];
+/** struct dnat_counters: dnat_stats' one value per CPU, a counter per reason (DNAT_REASONS order). */
+export const dnatCountersStruct = struct('dnat_counters', { n: { bytes: 8 * DNAT_REASONS.length } });
+/** dnat_stats' value as numbers by reason index. */
+export const dnatCounters: Codec<number[]> = {
+  size: 8 * DNAT_REASONS.length,
+  encode(v, buf, off = 0) {
+    const b = Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
+    for (let i = 0; i < DNAT_REASONS.length; i++) b.writeBigUInt64LE(BigInt(v[i] ?? 0), off + 8 * i);
+  },
+  decode(buf, off = 0) {
+    const b = Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
+    return Array.from({ length: DNAT_REASONS.length }, (_, i) => Number(b.readBigUInt64LE(off + 8 * i)));
+  },
+};
+/** The data plane's structs shared with the kernel programs (checked against the object's BTF by test/layouts.test.ts). */
+export const dataPlaneLayouts = [
+  serviceKeyStruct, serviceInfoStruct, backendStruct, maglevTableStruct, serviceCounterStruct,
+  flowKeyStruct, connEntryStruct, connRevStruct, lbGlobalsStruct, dnatCountersStruct,
+].map((codec) => ({ object: 'xdp_dnat', cName: codec.layout.name, codec }));
+
 /** The verdicts of the forward program on a hit (exactly one per hit packet). */
 export const HIT_VERDICTS = ['redirect', 'tx', 'pass_no_neigh', 'pass_not_fwd', 'pass_mtu', 'pass_ttl', 'drop_blackhole'] as const satisfies readonly DnatReason[];
 
@@ -154,7 +168,7 @@ export interface DataPlaneMaps {
   conntrack: BpfMap<FlowKey, ConnEntry>;
   conntrackRev: BpfMap<FlowKey, ConnRev>;
   globals: BpfMap<number, LbGlobals>;
-  stats: PerCpuMap<number, number>;
+  stats: PerCpuMap<number, number[]>;
 }
 /** Raw service key (numbers as the kernel stores them). */
 export type ServiceKey = ReturnType<typeof serviceKeyStruct.decode>;
@@ -183,7 +197,7 @@ export function dataPlaneMaps(obj: BpfObject): DataPlaneMaps {
     conntrack: obj.map(LB_MAPS.conntrack, flowKeyStruct, connEntryStruct),
     conntrackRev: obj.map(LB_MAPS.conntrackRev, flowKeyStruct, connRevStruct),
     globals: obj.map(LB_MAPS.globals, u32, lbGlobalsStruct),
-    stats: obj.perCpuMap(LB_MAPS.stats, u32, u64),
+    stats: obj.perCpuMap(LB_MAPS.stats, u32, dnatCounters),
   };
 }
 
@@ -302,9 +316,10 @@ export function bumpFibGeneration(globals: BpfMap<number, LbGlobals>): number {
 }
 
 /** The per-reason counters, summed over CPUs. Throws a BpfError. */
-export function readDnatStats(stats: PerCpuMap<number, number>): Record<DnatReason, number> {
+export function readDnatStats(stats: PerCpuMap<number, number[]>): Record<DnatReason, number> {
   const out = {} as Record<DnatReason, number>;
-  DNAT_REASONS.forEach((r, i) => { out[r] = stats.sum(i); });
+  const cpus = stats.get(0) ?? [];
+  DNAT_REASONS.forEach((r, i) => { out[r] = cpus.reduce((a, c) => a + c[i], 0); });
   return out;
 }
 
