@@ -20,7 +20,7 @@ import { existsSync, mkdirSync, readdirSync, rmdirSync, unlinkSync } from 'node:
 import { formatIpv4, struct, u32, type Codec } from '../codec.js';
 import { BpfError, Errno } from '../errors.js';
 import { Link, type Attachment } from '../link.js';
-import type { BpfMap, PerCpuMap } from '../map.js';
+import { BpfMap, PerCpuMap } from '../map.js';
 import type { BpfObject } from '../object.js';
 import { isBpffs } from '../bpffs.js';
 
@@ -199,6 +199,36 @@ export function dataPlaneMaps(obj: BpfObject): DataPlaneMaps {
     globals: obj.map(LB_MAPS.globals, u32, lbGlobalsStruct),
     stats: obj.perCpuMap(LB_MAPS.stats, u32, dnatCounters),
   };
+}
+
+/**
+ * Opens the maps a loader pinned in `dir` (from another process: a
+ * services script, a test). Throws a BpfError (ENOENT: not pinned there).
+ * Close them with closeDataPlaneMaps.
+ */
+export function openPinnedDataPlane(dir: string): DataPlaneMaps {
+  const opened: Array<{ close(): void }> = [];
+  const open = <M extends { close(): void }>(m: () => M): M => { const x = m(); opened.push(x); return x; };
+  try {
+    return {
+      services: open(() => BpfMap.openPinned(join(dir, LB_MAPS.services), serviceKeyStruct, serviceInfoStruct)),
+      backends: open(() => BpfMap.openPinned(join(dir, LB_MAPS.backends), u32, backendStruct)),
+      maglev: open(() => BpfMap.openPinned(join(dir, LB_MAPS.maglev), u32, maglevTable)),
+      hits: open(() => PerCpuMap.openPinned(join(dir, LB_MAPS.hits), u32, serviceCounterStruct)),
+      conntrack: open(() => BpfMap.openPinned(join(dir, LB_MAPS.conntrack), flowKeyStruct, connEntryStruct)),
+      conntrackRev: open(() => BpfMap.openPinned(join(dir, LB_MAPS.conntrackRev), flowKeyStruct, connRevStruct)),
+      globals: open(() => BpfMap.openPinned(join(dir, LB_MAPS.globals), u32, lbGlobalsStruct)),
+      stats: open(() => PerCpuMap.openPinned(join(dir, LB_MAPS.stats), u32, dnatCounters)),
+    };
+  } catch (e) {
+    for (const m of opened) m.close();
+    throw e;
+  }
+}
+
+/** Closes maps opened by openPinnedDataPlane. Safe to call twice. */
+export function closeDataPlaneMaps(maps: DataPlaneMaps): void {
+  for (const m of Object.values(maps)) m.close();
 }
 
 /** The pinned maps: the whole state a restart adopts (counters included, so they carry on). */

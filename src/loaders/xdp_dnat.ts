@@ -21,7 +21,7 @@
  * bpffs), so the pins are invisible to the services script.
  */
 import { join } from 'node:path';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { InvalidArgumentError, Option } from 'commander';
 import { parseSeconds, parsePositiveInt, pollEvery, runLesson } from '../cli/lesson.js';
 import { DEFAULT_SERVICE, PINS, REPLY_TC_SLOT, defaultPinDir, parseService, type Service } from '../lessons/xdp_dnat.js';
@@ -128,6 +128,7 @@ await runLesson<Opts>({
         removeDataPlanePins(dir);
       }
     }
+    if (keep) mkdirSync(dir, { recursive: true }); // the links are pinned in it
     const maps = dataPlaneMaps(obj);
     if (adopted.length) log(`adopted ${adopted.length} pinned maps from ${dir} (${adopted.join(', ')})`);
     const fwdProg = obj.program(LB_PROGRAMS.forward);
