@@ -405,6 +405,20 @@ export class PerCpuMap<K, V> extends MapBase<K, V> {
     }
   }
 
+  /** Creates a standalone per-CPU map (not from an object): `opts.type` a per-CPU type (PERCPU_HASH, PERCPU_ARRAY, ...). Throws a BpfError, or a TypeError for a type that is not per-CPU. */
+  static create<K, V>(opts: { type: number; name?: string; maxEntries: number }, keyCodec: Codec<K>, valueCodec: Codec<V>): PerCpuMap<K, V> {
+    if (!isCodec(keyCodec) || !isCodec(valueCodec)) throw new TypeError(`create map ${opts.name ?? ''}: pass a key codec and a value codec (they give the map's key and value sizes)`.replace(' :', ':'));
+    if (!PERCPU_TYPES.has(opts.type)) throw new TypeError(`create map ${opts.name ?? ''}: ${mapTypeName(opts.type)} is not a per-CPU type: use BpfMap.create`.replace(' :', ':'));
+    const fd = bpf.map_create(opts.type, opts.name ?? null, keyCodec.size, valueCodec.size, opts.maxEntries, null);
+    if (fd < 0) throw bpfCallError(`create map ${opts.name ?? ''}`.trim(), -fd);
+    try {
+      return new PerCpuMap({ fd, name: opts.name ?? '', owned: true }, keyCodec, valueCodec);
+    } catch (e) {
+      closeFd(fd);
+      throw e;
+    }
+  }
+
   /** The values of `key`, one per possible CPU, or undefined. Throws a BpfError. */
   get(key: K): V[] | undefined {
     if (!this.lookupRaw(key)) return undefined;
