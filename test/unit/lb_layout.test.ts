@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { LB_MAGLEV_SIZE, backendStruct, maglevTableCodec, serviceCounterStruct, serviceInfoStruct, serviceKeyStruct } from '../../src/lb/layout.js';
 
-const members = (c: { layout: { size: number; fields: Array<{ name: string; offset: number; size: number }> } }) =>
+const members = (c: { layout: { size: number; fields: ReadonlyArray<{ name: string; offset: number; size: number }> } }) =>
   [c.layout.size, ...c.layout.fields.map((f) => `${f.name}@${f.offset}:${f.size}`)];
 
 describe('load balancer layouts', () => {
