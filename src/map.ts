@@ -384,6 +384,23 @@ export class BpfMap<K, V> extends MapBase<K, V> {
     if (r < 0) throw new BpfError(`batch update map ${this.name}`, -r, -r === Errno.E2BIG ? `map is full (${this.maxEntries} entries)` : undefined);
     return count[0];
   }
+
+  /**
+   * Writes `count` entries already encoded back to back in `keys` and
+   * `values` (keySize and valueSize bytes each) with one
+   * BPF_MAP_UPDATE_BATCH: for callers that build big batches in place
+   * instead of as objects. Returns how many were written. Throws a
+   * BpfError (E2BIG when the map fills up), a RangeError when the buffers
+   * are too small for `count`.
+   */
+  updateBatchRaw(keys: Buffer, values: Buffer, count: number): number {
+    if (count === 0) return 0;
+    if (keys.length < count * this.keySize || values.length < count * this.valueSize) throw new RangeError(`batch update map ${this.name}: buffers too small for ${count} entries`);
+    const n = new Uint32Array([count]);
+    const r = bpf.map_update_batch(this.fd, keys, values, n, { sz: sizeOf(MapBatchOpts), elem_flags: 0, flags: 0 });
+    if (r < 0) throw new BpfError(`batch update map ${this.name}`, -r, -r === Errno.E2BIG ? `map is full (${this.maxEntries} entries)` : undefined);
+    return n[0];
+  }
 }
 
 /** A per-CPU map: every key holds one value per possible CPU. */

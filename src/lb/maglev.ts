@@ -80,12 +80,15 @@ export function isPrime(n: number): boolean {
  *
  * Throws a RangeError for a size that is not a prime, more backends than
  * slots, a weight that is not an integer in 0..2^31, an id that is not a
- * u32 other than 0, a key or an id given twice. Needs no kernel.
+ * u32 other than 0, a key or an id given twice. With `out` (of `size`
+ * slots), fills and returns it instead of a new array. Needs no kernel.
  */
-export function buildMaglev(backends: readonly MaglevBackend[], size: number = LB_MAGLEV_SIZE): Uint32Array {
-  if (!isPrime(size)) throw new RangeError(`maglev table: size ${size} is not a prime`);
+export function buildMaglev(backends: readonly MaglevBackend[], size: number = LB_MAGLEV_SIZE, out?: Uint32Array): Uint32Array {
+  if (size !== LB_MAGLEV_SIZE && !isPrime(size)) throw new RangeError(`maglev table: size ${size} is not a prime`);
+  if (out !== undefined && out.length !== size) throw new RangeError(`maglev table: the output has ${out.length} slots, not ${size}`);
   const seenKeys = new Set<string>();
   const seenIds = new Set<number>();
+  let n = 0;
   for (const b of backends) {
     if (!Number.isInteger(b.weight) || b.weight < 0 || b.weight > 0x7fffffff) throw new RangeError(`maglev table: backend ${b.key}: weight ${b.weight} is not an integer in 0..${0x7fffffff}`);
     if (!Number.isInteger(b.id) || b.id < 1 || b.id > 0xffffffff) throw new RangeError(`maglev table: backend ${b.key}: id ${b.id} is not in 1..${0xffffffff}`);
@@ -93,34 +96,39 @@ export function buildMaglev(backends: readonly MaglevBackend[], size: number = L
     if (seenIds.has(b.id)) throw new RangeError(`maglev table: backend id ${b.id} is given twice`);
     seenKeys.add(b.key);
     seenIds.add(b.id);
+    if (b.weight > 0) n++;
   }
-  // A fixed order (by key, then id) so the caller's order does not matter: ties between turns go the same way every time.
-  const live = backends.filter((b) => b.weight > 0).sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : a.id - b.id));
-  const table = new Uint32Array(size);
-  const n = live.length;
+  const table = out ?? new Uint32Array(size);
+  table.fill(0);
   if (n === 0) return table;
   if (n > size) throw new RangeError(`maglev table: ${n} backends do not fit in ${size} slots`);
-  const ids = new Uint32Array(n);
-  const next = new Int32Array(n); // the next slot of each backend's walk: (offset + j*skip) mod size
-  const skip = new Int32Array(n);
-  const weight = new Float64Array(n);
-  const credit = new Float64Array(n);
+  // A fixed order (by key, then id) so the caller's order does not matter: ties between turns go the same way every time.
+  const live = backends.filter((b) => b.weight > 0).sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : a.id - b.id));
+  const s = scratch(n, size);
+  const { ids, next, skip, weight, credit, taken } = s;
   let maxWeight = 0;
+  let minWeight = Infinity;
   for (let i = 0; i < n; i++) {
     const b = live[i];
     ids[i] = b.id;
     next[i] = hashKey(b.key, SEED_OFFSET) % size;
     skip[i] = (hashKey(b.key, SEED_SKIP) % (size - 1)) + 1;
     weight[i] = b.weight;
+    credit[i] = 0;
     if (b.weight > maxWeight) maxWeight = b.weight;
+    if (b.weight < minWeight) minWeight = b.weight;
   }
-  const taken = new Uint8Array(size);
+  taken.fill(0, 0, size);
+  if (minWeight === maxWeight) fillEqual(n, size, ids, next, skip, table, taken);
+  else fillWeighted(n, size, ids, next, skip, weight, credit, maxWeight, table, taken);
+  return table;
+}
+
+/** The population loop, every backend taking a turn each round (NSDI'16's Pseudocode 1). */
+function fillEqual(n: number, size: number, ids: Uint32Array, next: Int32Array, skip: Int32Array, table: Uint32Array, taken: Uint8Array): void {
   let filled = 0;
   for (;;) {
     for (let i = 0; i < n; i++) {
-      credit[i] += weight[i];
-      if (credit[i] < maxWeight) continue;
-      credit[i] -= maxWeight;
       const step = skip[i];
       let c = next[i];
       while (taken[c] === 1) {
@@ -131,9 +139,49 @@ export function buildMaglev(backends: readonly MaglevBackend[], size: number = L
       table[c] = ids[i];
       c += step;
       next[i] = c >= size ? c - size : c;
-      if (++filled === size) return table;
+      if (++filled === size) return;
     }
   }
+}
+
+/** The same with weights: a backend takes a turn when its credit reaches the largest weight. */
+function fillWeighted(n: number, size: number, ids: Uint32Array, next: Int32Array, skip: Int32Array, weight: Float64Array, credit: Float64Array, maxWeight: number, table: Uint32Array, taken: Uint8Array): void {
+  let filled = 0;
+  for (;;) {
+    for (let i = 0; i < n; i++) {
+      const cr = credit[i] + weight[i];
+      if (cr < maxWeight) {
+        credit[i] = cr;
+        continue;
+      }
+      credit[i] = cr - maxWeight;
+      const step = skip[i];
+      let c = next[i];
+      while (taken[c] === 1) {
+        c += step;
+        if (c >= size) c -= size;
+      }
+      taken[c] = 1;
+      table[c] = ids[i];
+      c += step;
+      next[i] = c >= size ? c - size : c;
+      if (++filled === size) return;
+    }
+  }
+}
+
+/** Working arrays, reused from one build to the next (a table build allocates nothing else of its size). */
+interface Scratch { ids: Uint32Array; next: Int32Array; skip: Int32Array; weight: Float64Array; credit: Float64Array; taken: Uint8Array }
+let shared: Scratch | undefined;
+function scratch(n: number, size: number): Scratch {
+  if (!shared || shared.ids.length < n || shared.taken.length < size) {
+    const cap = Math.max(n, shared?.ids.length ?? 0, 256);
+    shared = {
+      ids: new Uint32Array(cap), next: new Int32Array(cap), skip: new Int32Array(cap), weight: new Float64Array(cap), credit: new Float64Array(cap),
+      taken: new Uint8Array(Math.max(size, shared?.taken.length ?? 0)),
+    };
+  }
+  return shared;
 }
 
 /** How many slots of `table` each backend id holds. */

@@ -52,6 +52,8 @@ export interface Service extends ServiceAddr {
 export interface ParsedBackend {
   /** "ip:port", canonical: the backend's identity within its service and its Maglev key. */
   key: string;
+  /** The address, canonical dotted quad. */
+  ipText: string;
   ip: number;
   port: number;
   weight: number;
@@ -61,13 +63,16 @@ export interface ParsedService {
   /** "vip:port/proto", canonical: the service's identity. */
   key: string;
   vip: number;
+  /** The VIP, canonical dotted quad. */
+  vipText: string;
   port: number;
   /** 6 or 17. */
   proto: number;
+  protoText: ServiceProto;
   /** In the order given. */
   backends: ParsedBackend[];
-  /** The service in canonical text form (dotted quads re-formatted, weights filled in). */
-  service: Required<Service>;
+  /** The service as given. */
+  input: Service;
 }
 
 /**
@@ -178,7 +183,7 @@ export function parseService(text: string): Required<Service> {
   const addr = parseServiceAddr(t.slice(0, eq));
   const rest = t.slice(eq + 1).trim();
   const backends = rest === '' ? [] : rest.split(',').map(parseBackend);
-  return checkService({ ...addr, backends }).service;
+  return canonicalService(checkService({ ...addr, backends }));
 }
 
 /**
@@ -191,25 +196,35 @@ export function checkService(s: Service): ParsedService {
   const vip = checkIp('service', s.vip);
   const port = checkPort('service', s.port);
   const proto = checkProto('service', s.proto);
-  const key = `${formatIpv4(vip)}:${port}/${protoOf(proto)}`;
-  if (!Array.isArray(s.backends)) throw new TypeError(`service ${key}: no backend list`);
-  if (s.backends.length > LB_MAX_BACKENDS) throw new RangeError(`service ${key}: ${s.backends.length} backends, at most ${LB_MAX_BACKENDS}`);
-  const seen = new Set<string>();
-  const backends: ParsedBackend[] = s.backends.map((b) => {
+  const vipText = formatIpv4(vip);
+  const protoText = protoOf(proto);
+  const key = `${vipText}:${port}/${protoText}`;
+  const list = s.backends;
+  if (!Array.isArray(list)) throw new TypeError(`service ${key}: no backend list`);
+  if (list.length > LB_MAX_BACKENDS) throw new RangeError(`service ${key}: ${list.length} backends, at most ${LB_MAX_BACKENDS}`);
+  const seen = new Set<number>();
+  const backends = new Array<ParsedBackend>(list.length);
+  for (let j = 0; j < list.length; j++) {
+    const b = list[j];
     if (!b || typeof b !== 'object') throw new TypeError(`service ${key}: a backend is not a backend`);
+    // The messages are built only on failure: this runs for every backend of a big snapshot.
     const ip = checkIp(`service ${key}: backend`, b.ip);
-    const bport = checkPort(`service ${key}: backend ${formatIpv4(ip)}`, b.port);
-    const bkey = `${formatIpv4(ip)}:${bport}`;
-    const weight = checkWeight(`service ${key}: backend ${bkey}`, b.weight);
-    if (seen.has(bkey)) throw new RangeError(`service ${key}: backend ${bkey} is listed twice`);
-    seen.add(bkey);
-    return { key: bkey, ip, port: bport, weight };
-  });
-  const service: Required<Service> = {
-    vip: formatIpv4(vip), port, proto: protoOf(proto),
-    backends: backends.map((b) => ({ ip: formatIpv4(b.ip), port: b.port, weight: b.weight })),
-  };
-  return { key, vip, port, proto, backends, service };
+    const ipText = formatIpv4(ip);
+    const bport = b.port;
+    if (typeof bport !== 'number' || !Number.isInteger(bport) || bport < 1 || bport > 65535) checkPort(`service ${key}: backend ${ipText}`, bport);
+    const w = b.weight;
+    const weight = w === undefined ? DEFAULT_WEIGHT : typeof w === 'number' && Number.isInteger(w) && w >= 0 && w <= WEIGHT_MAX ? w : checkWeight(`service ${key}: backend ${ipText}:${bport}`, w);
+    const id = ip * 65536 + bport;
+    if (seen.has(id)) throw new RangeError(`service ${key}: backend ${ipText}:${bport} is listed twice`);
+    seen.add(id);
+    backends[j] = { key: `${ipText}:${bport}`, ipText, ip, port: bport, weight };
+  }
+  return { key, vip, vipText, port, proto, protoText, backends, input: s };
+}
+
+/** A checked service in canonical form: dotted quads re-formatted, protocol in lower case, every weight filled in. */
+export function canonicalService(p: ParsedService): Required<Service> {
+  return { vip: p.vipText, port: p.port, proto: p.protoText, backends: p.backends.map((b) => ({ ip: b.ipText, port: b.port, weight: b.weight })) };
 }
 
 /**
