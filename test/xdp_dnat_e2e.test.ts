@@ -26,10 +26,9 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Link } from '../src/link.js';
-import { parseIpv4 } from '../src/codec.js';
-import {
-  LB_LINKS, closeDataPlaneMaps, openPinnedDataPlane, readDnatStats, readServices, roundRobinTable, writeServiceRaw, type DataPlaneMaps,
-} from '../src/lb/dataplane.js';
+import { LB_LINKS, closeDataPlaneMaps, openPinnedDataPlane, readDnatStats, type DataPlaneMaps } from '../src/lb/dataplane.js';
+import { ServiceTable } from '../src/lb/table.js';
+import { parseService } from '../src/lb/model.js';
 import { startBackendServers, tcpExchange, type BackendServers } from '../src/lab/index.js';
 import { dnatLab, run, runNs, type DnatLab } from '../src/lab/index.js';
 import { addNs, delNs, sysctl, waitUp } from '../src/lab/netns.js';
@@ -216,10 +215,13 @@ describe.skipIf(!kernelTests()).each(MODES)('xdp_dnat end to end in $mode mode: 
       const on = held.locals.map((l) => backendOf(l));
       for (const b of [0, 1, 2]) expect(on.filter((x) => x === b).length, `connections on backend ${b}`).toBeGreaterThan(0);
       expect(await held.exchange(3, 2000, 0.05)).toEqual(on.map(() => true));
-      // Remove 10.244.2.5 (backend id 2 of service 0, as the loader wrote them): table first, then the slot.
-      writeServiceRaw(maps, { vip: parseIpv4(VIP), port: 80, proto: 6 }, 0,
-        [{ id: 1, ip: parseIpv4(BACKENDS[0]), port: 8080 }, { id: 3, ip: parseIpv4(BACKENDS[2]), port: 8080 }], roundRobinTable([1, 3]));
-      maps.backends.set(2, { ip: 0, port: 0, flags: 0 });
+      // Remove 10.244.2.5: the desired state without it, applied through the pinned maps (adopted by the table).
+      const table = new ServiceTable(maps);
+      const r = table.apply([
+        parseService(`${VIP}:80/tcp=${BACKENDS[0]}:8080,${BACKENDS[2]}:8080`),
+        parseService('10.96.0.20:80/tcp=10.244.1.5:8081'), parseService('10.96.0.21:80/tcp=10.244.1.5:8081'),
+      ]);
+      expect(r).toMatchObject({ servicesChanged: 1, servicesUnchanged: 2, backendsRemoved: 1 });
       const before = readDnatStats(maps.stats);
       const ok = await held.exchange(5, 2000, 0.05);
       on.forEach((b, i) => { if (b !== 1) expect(ok[i], `connection ${held.locals[i]} on backend ${b}`).toBe(true); });
@@ -243,8 +245,8 @@ describe.skipIf(!kernelTests()).each(MODES)('xdp_dnat end to end in $mode mode: 
       expect(t).toMatchObject({ connected: true, peer: `${vip}:80`, received: 50_000, same: true });
       expect(await eventually(() => backendOf(t.local!, 8081) === 0, 5000)).toBe(true);
     }
-    const list = readServices(maps!);
-    expect(list.filter((s) => s.backends.some((b) => b.addr === '10.244.1.5:8081')).map((s) => s.vip)).toEqual(['10.96.0.20', '10.96.0.21']);
+    const list = new ServiceTable(maps!).list();
+    expect(list.filter((s) => s.backends.some((b) => `${b.ip}:${b.port}` === '10.244.1.5:8081')).map((s) => s.vip)).toEqual(['10.96.0.20', '10.96.0.21']);
   });
 
   it('with checksum offload off, the receiving kernels verify our checksums: all good', async () => {

@@ -32,12 +32,17 @@ struct service_info {
 };                            /* 8 bytes */
 
 /* One backend of one service (backend_map, an ARRAY indexed by backend id;
- * id 0 is never used; a slot not in use is all zeros). */
+ * id 0 is never used; a slot not in use is all zeros). The data plane reads
+ * ip, port and flags; service_id and weight are for user space, which
+ * rebuilds its state from them after a restart (weight 0: drained, it
+ * keeps its established flows but holds no Maglev slot). */
 struct backend {
 	__be32 ip;
 	__be16 port;
-	__u16 flags;  /* BACKEND_F_* */
-};                    /* 8 bytes */
+	__u16 flags;       /* BACKEND_F_* */
+	__u32 service_id;  /* user side: the service this backend id belongs to */
+	__u32 weight;      /* user side: 0..65535 */
+};                         /* 16 bytes */
 #define BACKEND_F_ACTIVE 1
 
 /* A service's Maglev lookup table (maglev_map, indexed by service id):

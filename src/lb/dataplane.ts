@@ -17,32 +17,22 @@
  */
 import { join } from 'node:path';
 import { existsSync, mkdirSync, readdirSync, rmdirSync, unlinkSync } from 'node:fs';
-import { formatIpv4, struct, u32, type Codec } from '../codec.js';
+import { formatIpv4, struct, u32, type Codec, type StructCodec } from '../codec.js';
+import {
+  LB_MAGLEV_SIZE, backendStruct, lbSharedLayouts, maglevTableCodec, serviceCounterStruct, serviceInfoStruct, serviceKeyStruct, type LbMaps,
+} from './layout.js';
 import { BpfError, Errno } from '../errors.js';
 import { Link, type Attachment } from '../link.js';
 import { BpfMap, PerCpuMap } from '../map.js';
 import type { BpfObject } from '../object.js';
 import { isBpffs } from '../bpffs.js';
 
-/** Slots of one service's Maglev table (prime). */
-export const LB_MAGLEV_SIZE = 1021;
-/** Backends one service may have, at least. */
-export const LB_MAX_BACKENDS = 256;
-/** backend.flags: the slot is in use. */
-export const BACKEND_F_ACTIVE = 1;
+export { LB_MAGLEV_SIZE, LB_MAX_BACKENDS, BACKEND_F_ACTIVE } from './layout.js';
 /** conn_entry.flags: a FIN or RST went through (the closing timeout applies). */
 export const CONN_F_CLOSING = 1;
 
-/** struct service_key: VIP and port in network order, protocol, zero pad. */
-export const serviceKeyStruct = struct('service_key', { vip: 'be32', port: 'be16', proto: 'u8', pad: { pad: 1 } });
-/** struct service_info: the service's id (maglev_map, service_hits) and its number of backends. */
-export const serviceInfoStruct = struct('service_info', { id: 'u32', backend_count: 'u32' });
-/** struct backend: one backend of one service (backend_map, by backend id). */
-export const backendStruct = struct('backend', { ip: 'be32', port: 'be16', flags: 'u16' });
-/** struct maglev_table, as its C layout (for the layout check); maglevTable reads and writes it. */
+/** struct maglev_table, as its C layout (for the layout check; layout.ts's maglevTableCodec reads and writes it). */
 export const maglevTableStruct = struct('maglev_table', { backend_id: { bytes: 4 * LB_MAGLEV_SIZE } });
-/** struct service_counter: hits of one service (one per CPU). */
-export const serviceCounterStruct = struct('service_counter', { packets: 'u64', bytes: 'u64' });
 /** struct flow_key: a 5-tuple as a packet carries it (conntrack, conntrack_rev). */
 export const flowKeyStruct = struct('flow_key', { saddr: 'be32', daddr: 'be32', sport: 'be16', dport: 'be16', proto: 'u8', pad: { pad: 3 } });
 /** struct conn_entry: what a connection remembers (conntrack's value). */
@@ -56,24 +46,8 @@ export const connRevStruct = struct('conn_rev', { vip: 'be32', vport: 'be16', pa
 /** struct lb_globals: slot 0 of lb_globals. */
 export const lbGlobalsStruct = struct('lb_globals', { fib_generation: 'u32', pad: { pad: 4 } });
 
-/** A service's Maglev table: LB_MAGLEV_SIZE backend ids. Encoding throws a RangeError for another length. */
-export const maglevTable: Codec<Uint32Array> = {
-  size: 4 * LB_MAGLEV_SIZE,
-  encode(v, buf, off = 0) {
-    if (v.length !== LB_MAGLEV_SIZE) throw new RangeError(`a Maglev table has ${LB_MAGLEV_SIZE} slots, got ${v.length}`);
-    const b = Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
-    for (let i = 0; i < LB_MAGLEV_SIZE; i++) b.writeUInt32LE(v[i], off + 4 * i);
-  },
-  decode(buf, off = 0) {
-    const b = Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
-    const out = new Uint32Array(LB_MAGLEV_SIZE);
-    for (let i = 0; i < LB_MAGLEV_SIZE; i++) out[i] = b.readUInt32LE(off + 4 * i);
-    return out;
-  },
-};
-
 /** Map names in the object (and file names under the pin directory). */
-export const LB_MAPS = {
+export const DP_MAPS = {
   services: 'service_map', backends: 'backend_map', maglev: 'maglev_map', hits: 'service_hits',
   conntrack: 'conntrack', conntrackRev: 'conntrack_rev', globals: 'lb_globals', stats: 'dnat_stats',
 } as const;
@@ -105,10 +79,11 @@ export const dnatCounters: Codec<number[]> = {
   },
 };
 /** The data plane's structs shared with the kernel programs (checked against the object's BTF by test/layouts.test.ts). */
-export const dataPlaneLayouts = [
-  serviceKeyStruct, serviceInfoStruct, backendStruct, maglevTableStruct, serviceCounterStruct,
-  flowKeyStruct, connEntryStruct, connRevStruct, lbGlobalsStruct, dnatCountersStruct,
-].map((codec) => ({ object: 'xdp_dnat', cName: codec.layout.name, codec }));
+export const dataPlaneLayouts: Array<{ object: string; cName: string; codec: StructCodec<unknown> }> = [
+  ...lbSharedLayouts,
+  ...[maglevTableStruct, flowKeyStruct, connEntryStruct, connRevStruct, lbGlobalsStruct, dnatCountersStruct]
+    .map((codec) => ({ object: 'xdp_dnat', cName: codec.layout.name, codec: codec as StructCodec<unknown> })),
+];
 
 /** The verdicts of the forward program on a hit (exactly one per hit packet). */
 export const HIT_VERDICTS = ['redirect', 'tx', 'pass_no_neigh', 'pass_not_fwd', 'pass_mtu', 'pass_ttl', 'drop_blackhole'] as const satisfies readonly DnatReason[];
@@ -149,9 +124,9 @@ export function configureDataPlane(obj: BpfObject, opts: DataPlaneOptions = {}):
     if (!Number.isInteger(v) || v <= 0) throw new RangeError(`${k}: ${String(v)} is not a positive integer`);
   }
   if (o.maxBackends < 2) throw new RangeError('maxBackends: at least 2 (id 0 is never used)');
-  obj.setMaxEntries(LB_MAPS.services, o.maxServices).setMaxEntries(LB_MAPS.maglev, o.maxServices).setMaxEntries(LB_MAPS.hits, o.maxServices);
-  obj.setMaxEntries(LB_MAPS.backends, o.maxBackends);
-  obj.setMaxEntries(LB_MAPS.conntrack, o.conntrackSize).setMaxEntries(LB_MAPS.conntrackRev, o.conntrackSize);
+  obj.setMaxEntries(DP_MAPS.services, o.maxServices).setMaxEntries(DP_MAPS.maglev, o.maxServices).setMaxEntries(DP_MAPS.hits, o.maxServices);
+  obj.setMaxEntries(DP_MAPS.backends, o.maxBackends);
+  obj.setMaxEntries(DP_MAPS.conntrack, o.conntrackSize).setMaxEntries(DP_MAPS.conntrackRev, o.conntrackSize);
   obj.setConst('tcp_timeout_ns', BigInt(o.tcpTimeout) * BigInt(NS));
   obj.setConst('udp_timeout_ns', BigInt(o.udpTimeout) * BigInt(NS));
   obj.setConst('closing_timeout_ns', BigInt(o.closingTimeout) * BigInt(NS));
@@ -160,24 +135,12 @@ export function configureDataPlane(obj: BpfObject, opts: DataPlaneOptions = {}):
 }
 
 /** The data plane's maps, typed. */
-export interface DataPlaneMaps {
-  services: BpfMap<ServiceKey, ServiceInfo>;
-  backends: BpfMap<number, Backend>;
-  maglev: BpfMap<number, Uint32Array>;
-  hits: PerCpuMap<number, ServiceCounter>;
+export interface DataPlaneMaps extends LbMaps {
   conntrack: BpfMap<FlowKey, ConnEntry>;
   conntrackRev: BpfMap<FlowKey, ConnRev>;
   globals: BpfMap<number, LbGlobals>;
   stats: PerCpuMap<number, number[]>;
 }
-/** Raw service key (numbers as the kernel stores them). */
-export type ServiceKey = ReturnType<typeof serviceKeyStruct.decode>;
-/** Raw service info. */
-export type ServiceInfo = ReturnType<typeof serviceInfoStruct.decode>;
-/** Raw backend. */
-export type Backend = ReturnType<typeof backendStruct.decode>;
-/** Raw hit counter. */
-export type ServiceCounter = ReturnType<typeof serviceCounterStruct.decode>;
 /** Raw flow key. */
 export type FlowKey = ReturnType<typeof flowKeyStruct.decode>;
 /** Raw connection entry. */
@@ -190,14 +153,14 @@ export type LbGlobals = ReturnType<typeof lbGlobalsStruct.decode>;
 /** The maps of a loaded xdp_dnat object, typed (closed with the object). Throws a BpfError. */
 export function dataPlaneMaps(obj: BpfObject): DataPlaneMaps {
   return {
-    services: obj.map(LB_MAPS.services, serviceKeyStruct, serviceInfoStruct),
-    backends: obj.map(LB_MAPS.backends, u32, backendStruct),
-    maglev: obj.map(LB_MAPS.maglev, u32, maglevTable),
-    hits: obj.perCpuMap(LB_MAPS.hits, u32, serviceCounterStruct),
-    conntrack: obj.map(LB_MAPS.conntrack, flowKeyStruct, connEntryStruct),
-    conntrackRev: obj.map(LB_MAPS.conntrackRev, flowKeyStruct, connRevStruct),
-    globals: obj.map(LB_MAPS.globals, u32, lbGlobalsStruct),
-    stats: obj.perCpuMap(LB_MAPS.stats, u32, dnatCounters),
+    services: obj.map(DP_MAPS.services, serviceKeyStruct, serviceInfoStruct),
+    backends: obj.map(DP_MAPS.backends, u32, backendStruct),
+    maglev: obj.map(DP_MAPS.maglev, u32, maglevTableCodec()),
+    hits: obj.perCpuMap(DP_MAPS.hits, u32, serviceCounterStruct),
+    conntrack: obj.map(DP_MAPS.conntrack, flowKeyStruct, connEntryStruct),
+    conntrackRev: obj.map(DP_MAPS.conntrackRev, flowKeyStruct, connRevStruct),
+    globals: obj.map(DP_MAPS.globals, u32, lbGlobalsStruct),
+    stats: obj.perCpuMap(DP_MAPS.stats, u32, dnatCounters),
   };
 }
 
@@ -211,14 +174,14 @@ export function openPinnedDataPlane(dir: string): DataPlaneMaps {
   const open = <M extends { close(): void }>(m: () => M): M => { const x = m(); opened.push(x); return x; };
   try {
     return {
-      services: open(() => BpfMap.openPinned(join(dir, LB_MAPS.services), serviceKeyStruct, serviceInfoStruct)),
-      backends: open(() => BpfMap.openPinned(join(dir, LB_MAPS.backends), u32, backendStruct)),
-      maglev: open(() => BpfMap.openPinned(join(dir, LB_MAPS.maglev), u32, maglevTable)),
-      hits: open(() => PerCpuMap.openPinned(join(dir, LB_MAPS.hits), u32, serviceCounterStruct)),
-      conntrack: open(() => BpfMap.openPinned(join(dir, LB_MAPS.conntrack), flowKeyStruct, connEntryStruct)),
-      conntrackRev: open(() => BpfMap.openPinned(join(dir, LB_MAPS.conntrackRev), flowKeyStruct, connRevStruct)),
-      globals: open(() => BpfMap.openPinned(join(dir, LB_MAPS.globals), u32, lbGlobalsStruct)),
-      stats: open(() => PerCpuMap.openPinned(join(dir, LB_MAPS.stats), u32, dnatCounters)),
+      services: open(() => BpfMap.openPinned(join(dir, DP_MAPS.services), serviceKeyStruct, serviceInfoStruct)),
+      backends: open(() => BpfMap.openPinned(join(dir, DP_MAPS.backends), u32, backendStruct)),
+      maglev: open(() => BpfMap.openPinned(join(dir, DP_MAPS.maglev), u32, maglevTableCodec())),
+      hits: open(() => PerCpuMap.openPinned(join(dir, DP_MAPS.hits), u32, serviceCounterStruct)),
+      conntrack: open(() => BpfMap.openPinned(join(dir, DP_MAPS.conntrack), flowKeyStruct, connEntryStruct)),
+      conntrackRev: open(() => BpfMap.openPinned(join(dir, DP_MAPS.conntrackRev), flowKeyStruct, connRevStruct)),
+      globals: open(() => BpfMap.openPinned(join(dir, DP_MAPS.globals), u32, lbGlobalsStruct)),
+      stats: open(() => PerCpuMap.openPinned(join(dir, DP_MAPS.stats), u32, dnatCounters)),
     };
   } catch (e) {
     for (const m of opened) m.close();
@@ -232,7 +195,7 @@ export function closeDataPlaneMaps(maps: DataPlaneMaps): void {
 }
 
 /** The pinned maps: the whole state a restart adopts (counters included, so they carry on). */
-const PINNED = Object.keys(LB_MAPS) as Array<keyof typeof LB_MAPS>;
+const PINNED = Object.keys(DP_MAPS) as Array<keyof typeof DP_MAPS>;
 
 /**
  * Before load: makes the object use the maps pinned in `dir` by a previous
@@ -242,7 +205,7 @@ const PINNED = Object.keys(LB_MAPS) as Array<keyof typeof LB_MAPS>;
  */
 export function adoptPinnedMaps(obj: BpfObject, dir: string): string[] {
   if (!existsSync(dir)) return [];
-  return PINNED.map((k) => LB_MAPS[k]).filter((name) => obj.reusePinnedMap(name, join(dir, name)));
+  return PINNED.map((k) => DP_MAPS[k]).filter((name) => obj.reusePinnedMap(name, join(dir, name)));
 }
 
 /**
@@ -254,7 +217,7 @@ export function pinDataPlaneMaps(maps: DataPlaneMaps, dir: string): void {
   mkdirSync(dir, { recursive: true });
   if (!isBpffs(dir)) throw new BpfError(`pin load balancer state at ${dir}`, Errno.EPERM, `${dir} is not on a bpffs`);
   for (const k of PINNED) {
-    const path = join(dir, LB_MAPS[k]);
+    const path = join(dir, DP_MAPS[k]);
     if (!existsSync(path)) maps[k].pin(path);
   }
 }
@@ -290,7 +253,7 @@ export function attachOrUpdate(
 
 /** Removes the pins of a data plane in `dir` (maps and links) and the directory if that leaves it empty. Safe to call twice. */
 export function removeDataPlanePins(dir: string): void {
-  for (const name of [...Object.values(LB_MAPS), ...Object.values(LB_LINKS)]) {
+  for (const name of [...Object.values(DP_MAPS), ...Object.values(LB_LINKS)]) {
     try { unlinkSync(join(dir, name)); } catch { /* not there */ }
   }
   try {
@@ -351,57 +314,4 @@ export function readDnatStats(stats: PerCpuMap<number, number[]>): Record<DnatRe
   const cpus = stats.get(0) ?? [];
   DNAT_REASONS.forEach((r, i) => { out[r] = cpus.reduce((a, c) => a + c[i], 0); });
   return out;
-}
-
-/** One backend slot to write: its id in backend_map, address and port (numbers as parseIpv4 gives them). */
-export interface BackendSlot { id: number; ip: number; port: number }
-
-/**
- * Writes one service in the order the data plane needs (never a table
- * pointing at an inactive backend): its backends, then its Maglev table,
- * then its service_map entry. A primitive: ids and the table are the
- * caller's (the ServiceTable allocates them and builds the table). Throws a
- * BpfError (E2BIG: a map is full), a RangeError for a table of another size.
- */
-export function writeServiceRaw(maps: DataPlaneMaps, key: ServiceKey, serviceId: number, backends: BackendSlot[], table: Uint32Array): void {
-  for (const b of backends) maps.backends.set(b.id, { ip: b.ip, port: b.port, flags: BACKEND_F_ACTIVE });
-  maps.maglev.set(serviceId, table);
-  maps.services.set(key, { id: serviceId, backend_count: backends.length });
-}
-
-/**
- * A lookup table that gives backend i `weights[i]` shares of the slots in
- * turn (not consistent: every change moves flows; for tests and for
- * writing a service before a Maglev builder is at hand).
- */
-export function roundRobinTable(ids: number[], weights: number[] = ids.map(() => 1)): Uint32Array {
-  const cycle = ids.flatMap((id, i) => Array<number>(weights[i]).fill(id));
-  if (cycle.length === 0) throw new RangeError('a lookup table needs at least one backend of weight > 0');
-  const t = new Uint32Array(LB_MAGLEV_SIZE);
-  for (let i = 0; i < LB_MAGLEV_SIZE; i++) t[i] = cycle[i % cycle.length];
-  return t;
-}
-
-/** One service as the data plane holds it: address, id, hits, and each backend's share of the lookup table. */
-export interface DataPlaneService {
-  vip: string; port: number; proto: 'tcp' | 'udp' | number;
-  id: number; backendCount: number;
-  packets: number; bytes: number;
-  backends: Array<{ id: number; addr: string; active: boolean; slots: number }>;
-}
-
-/** Reads every service with its hits and its backends' shares of the Maglev table. Throws a BpfError. */
-export function readServices(maps: DataPlaneMaps): DataPlaneService[] {
-  return maps.services.readAll().entries
-    .sort(([a], [b]) => a.vip - b.vip || a.port - b.port || a.proto - b.proto)
-    .map(([k, info]) => {
-      const hits = maps.hits.summed(info.id) ?? { packets: 0, bytes: 0 };
-      const slots = new Map<number, number>();
-      if (info.backend_count > 0) for (const id of maps.maglev.get(info.id) ?? []) slots.set(id, (slots.get(id) ?? 0) + 1);
-      const backends = [...slots].filter(([id]) => id !== 0).sort(([a], [b]) => a - b).map(([id, n]) => {
-        const b = maps.backends.get(id);
-        return { id, addr: b ? `${formatIpv4(b.ip)}:${b.port}` : '?', active: !!b && (b.flags & BACKEND_F_ACTIVE) !== 0, slots: n };
-      });
-      return { vip: formatIpv4(k.vip), port: k.port, proto: protoOf(k.proto), id: info.id, backendCount: info.backend_count, packets: hits.packets, bytes: hits.bytes, backends };
-    });
 }

@@ -24,13 +24,14 @@ import { join } from 'node:path';
 import { existsSync, mkdirSync } from 'node:fs';
 import { InvalidArgumentError, Option } from 'commander';
 import { parseSeconds, parsePositiveInt, pollEvery, runLesson } from '../cli/lesson.js';
-import { DEFAULT_SERVICE, PINS, REPLY_TC_SLOT, defaultPinDir, parseService, type Service } from '../lessons/xdp_dnat.js';
+import { PINS, REPLY_TC_SLOT, defaultPinDir } from '../lessons/xdp_dnat.js';
 import {
-  LB_LINKS, LB_PROGRAMS, adoptPinnedMaps, attachOrUpdate, configureDataPlane, dataPlaneMaps, pinDataPlaneMaps, readServices,
-  removeDataPlanePins, roundRobinTable, writeServiceRaw, readDnatStats, DNAT_REASONS, type DataPlaneService,
+  LB_LINKS, LB_PROGRAMS, adoptPinnedMaps, attachOrUpdate, configureDataPlane, dataPlaneMaps, pinDataPlaneMaps,
+  removeDataPlanePins, readDnatStats, DNAT_REASONS,
 } from '../lb/dataplane.js';
+import { ServiceTable, type ServiceEntry } from '../lb/table.js';
+import { describeService, formatServiceAddr, parseService, validateServices, type Service } from '../lb/model.js';
 import { Link } from '../link.js';
-import { parseIpv4 } from '../codec.js';
 import { BpfError, Errno } from '../errors.js';
 import { mapInUse, pinnedMapId } from '../map.js';
 import { TC_MODES, type TcMode } from '../tc.js';
@@ -38,11 +39,8 @@ import { ensureBpffs } from '../bpffs.js';
 import { tsxCommand } from '../cli/hint.js';
 import { formatRate, rate } from '../cli/output.js';
 
-/** A service with its backends and weights, as --service gives it. */
-interface LbService { text: string; addr: Service; backends: Array<{ ip: string; port: number; weight: number }> }
-
 interface Opts {
-  service?: LbService[];
+  service?: Service[];
   pinDir?: string;
   interval: number;
   tc: TcMode;
@@ -53,37 +51,23 @@ interface Opts {
   udpTimeout?: number;
 }
 
-/** "VIP:PORT/PROTO=IP:PORT[*WEIGHT],IP:PORT..." */
-function parseLbService(v: string): LbService {
-  const eq = v.indexOf('=');
-  if (eq < 0) return { text: v, addr: parseService(v), backends: [] };
-  const backends = v.slice(eq + 1).split(',').map((b) => {
-    const m = /^(.*?)(?:\*(\d+))?$/.exec(b.trim())!;
-    const s = parseService(`${v.slice(0, eq)}=${m[1]}`);
-    const weight = m[2] === undefined ? 1 : Number(m[2]);
-    if (weight < 1 || weight > 65535) throw new RangeError(`backend ${m[1]}: weight ${m[2]} is out of range (1-65535)`);
-    return { ...s.backend, weight };
-  });
-  return { text: v, addr: parseService(`${v.slice(0, eq)}=${v.slice(eq + 1).split(',')[0].replace(/\*\d+$/, '')}`), backends };
-}
-
-function collectService(v: string, prev: LbService[] | undefined): LbService[] {
+function collectService(v: string, prev: Service[] | undefined): Service[] {
   try {
-    return [...(prev ?? []), parseLbService(v)];
+    return [...(prev ?? []), parseService(v)];
   } catch (e) {
     throw new InvalidArgumentError((e as Error).message);
   }
 }
 
-const DEFAULT: LbService = { text: '', addr: DEFAULT_SERVICE, backends: [{ ...DEFAULT_SERVICE.backend, weight: 1 }] };
-const svcText = (s: LbService) => `${s.addr.vip}:${s.addr.port}/${s.addr.proto} → ${s.backends.map((b) => `${b.ip}:${b.port}${b.weight !== 1 ? `*${b.weight}` : ''}`).join(', ')}`;
+/** The lesson's service. */
+const DEFAULT: Service = { vip: '10.96.0.10', port: 80, proto: 'tcp', backends: [{ ip: '10.244.1.5', port: 8080, weight: 1 }] };
 
-function renderServices(list: DataPlaneService[], prev: Map<number, number>, elapsed: number): string[] {
+function renderServices(list: ServiceEntry[], prev: Map<number, number>, elapsed: number): string[] {
   const lines: string[] = [];
   for (const s of list) {
     const pps = rate(prev.get(s.id) ?? 0, s.packets, elapsed);
-    lines.push(`${`${s.vip}:${s.port}/${s.proto}`.padEnd(24)} ${String(s.packets).padStart(10)} pkts ${String(s.bytes).padStart(12)} bytes ${formatRate(pps).padStart(8)} pkt/s`);
-    for (const b of s.backends) lines.push(`    → ${b.addr.padEnd(21)} ${(100 * b.slots / 1021).toFixed(1).padStart(5)}% of the table${b.active ? '' : ' (inactive)'}`);
+    lines.push(`${formatServiceAddr(s).padEnd(24)} ${String(s.packets).padStart(10)} pkts ${String(s.bytes).padStart(12)} bytes ${formatRate(pps).padStart(8)} pkt/s`);
+    for (const b of s.backends) lines.push(`    → ${`${b.ip}:${b.port}`.padEnd(21)} weight ${String(b.weight).padStart(5)} ${(100 * b.share).toFixed(1).padStart(5)}% of new flows`);
   }
   return lines;
 }
@@ -106,6 +90,8 @@ await runLesson<Opts>({
     .option('--udp-timeout <seconds>', 'idle timeout of a UDP flow (default 60)', parsePositiveInt)
     .addOption(new Option('--tc <mode>', 'how to attach the TC egress program').choices(TC_MODES as string[]).default('auto')),
   configure(obj, opts) {
+    // The whole --service list is checked (a service twice, a backend that is a VIP) before anything is loaded.
+    validateServices(opts.service ?? [DEFAULT]);
     configureDataPlane(obj, {
       maxServices: opts.maxServices, maxBackends: opts.maxBackends, conntrackSize: opts.conntrackSize,
       tcpTimeout: opts.tcpTimeout, udpTimeout: opts.udpTimeout,
@@ -154,19 +140,13 @@ await runLesson<Opts>({
         : `  (a clsact filter: tc filter show dev ${iface.name} egress)`);
     }
     // Services: the adopted ones stay as they are unless --service is given.
-    const existing = readServices(maps);
-    if (adopted.length && existing.length && !opts.service) {
-      for (const s of existing) log(`service ${s.vip}:${s.port}/${s.proto} → ${s.backends.map((b) => b.addr).join(', ')} (adopted)`);
+    const table = new ServiceTable(maps);
+    if (adopted.length && table.size > 0 && !opts.service) {
+      for (const sv of table.services()) log(`service ${describeService(sv)} (adopted)`);
     } else {
-      const list = opts.service ?? [DEFAULT];
-      let nextBackend = 1;
-      list.forEach((s, i) => {
-        if (s.backends.length === 0) throw new BpfError(`add service ${s.text}`, Errno.EINVAL, 'no backends');
-        const slots = s.backends.map((b) => ({ id: nextBackend++, ip: parseIpv4(b.ip), port: b.port }));
-        const table = roundRobinTable(slots.map((b) => b.id), s.backends.map((b) => b.weight));
-        writeServiceRaw(maps, { vip: parseIpv4(s.addr.vip), port: s.addr.port, proto: s.addr.proto === 'tcp' ? 6 : 17 }, i, slots, table);
-        log(`service ${svcText(s)}`);
-      });
+      const r = table.apply(opts.service ?? [DEFAULT]);
+      for (const sv of table.services()) log(`service ${describeService(sv)}`);
+      if (adopted.length) log(`applied --service to the adopted state: ${r.servicesAdded} added, ${r.servicesChanged} changed, ${r.servicesRemoved} removed, ${r.servicesUnchanged} unchanged`);
     }
     pinDataPlaneMaps(maps, dir);
     if (!keep) ctx.defer(() => removeDataPlanePins(dir));
@@ -175,13 +155,14 @@ await runLesson<Opts>({
   },
   async run(ctx) {
     const maps = dataPlaneMaps(ctx.obj);
+    const table = new ServiceTable(maps);
     let prev = new Map<number, number>();
     let last = performance.now();
     await pollEvery(ctx, ctx.opts.interval, () => {
       const now = performance.now();
       const elapsed = (now - last) / 1000;
       last = now;
-      const list = readServices(maps);
+      const list = table.list();
       const stats = readDnatStats(maps.stats);
       if (ctx.opts.json) {
         ctx.out.line(JSON.stringify({ time: new Date().toISOString(), elapsed, services: list, stats }));
