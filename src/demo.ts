@@ -15,24 +15,28 @@
  * killed outright (setpriv --pdeathsig).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { ensureObject, objectPath, REPO_ROOT } from './cli/build.js';
 import { exitStatusFor, newCommand, runCommand, type CommandContext } from './cli/command.js';
 import { tsxCommand } from './cli/hint.js';
 import { isRoot } from './ffi/sys.js';
-import {
-  DEFAULT_SERVICE, DNAT_REASONS, PIN_ROOT, ServiceTable, formatService, type Service,
-} from './lessons/xdp_dnat.js';
+import { DEFAULT_SERVICE, PIN_ROOT } from './lessons/xdp_dnat.js';
+import { ServiceTable } from './lb/table.js';
+import { describeService, formatService, type Service } from './lb/model.js';
+import { DNAT_REASONS, closeDataPlaneMaps, openPinnedDataPlane, readDnatStats } from './lb/dataplane.js';
 import { cleanup, dnatLab, type DnatLab } from './lab/topology.js';
 import { startBackendServers, tcpExchange, udpExchange, type BackendServers } from './lab/traffic.js';
 
 /** The demo lab's tag: its namespaces are lbts-dnatdemo-client, -lb and -backend. */
 const DEMO_TAG = 'dnatdemo';
-/** Where the demo's loader pins its maps. */
-const DEMO_PIN_DIR = join(PIN_ROOT, 'demo');
+/**
+ * Where the demo's loader pins its maps: its default directory, of lb0 in
+ * the lab's lb namespace (removed when it stops; --pin-dir would keep it).
+ */
+const demoPinDir = (lab: DnatLab) => join(PIN_ROOT, `${lab.lbClientIf}-${statSync(`/run/netns/${lab.lb}`).ino}`);
 /** The UDP service the demo adds while the loader runs. */
-const DEMO_UDP_SERVICE: Service = { vip: '10.96.0.11', port: 53, proto: 'udp', backend: { ip: '10.244.1.5', port: 5353 } };
+const DEMO_UDP_SERVICE: Service = { vip: '10.96.0.11', port: 53, proto: 'udp', backends: [{ ip: '10.244.1.5', port: 5353 }] };
 
 /** Rejects with the abort reason as soon as `signal` aborts; else settles as `p`. */
 function unlessAborted<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
@@ -48,7 +52,7 @@ function unlessAborted<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
 function spawnLoader(lab: DnatLab): { child: ChildProcess; shown: string } {
   const cmd = ['setpriv', '--pdeathsig', 'SIGINT', 'nsenter', `--net=/run/netns/${lab.lb}`,
     process.execPath, '--import', 'tsx', join(REPO_ROOT, 'src', 'loaders', 'xdp_dnat.ts'),
-    lab.lbClientIf, '--pin-dir', DEMO_PIN_DIR, '--interval', '3600'];
+    lab.lbClientIf, '--interval', '3600'];
   const child = spawn(cmd[0], cmd.slice(1), { cwd: REPO_ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
   return { child, shown: `nsenter --net=/run/netns/${lab.lb} ${tsxCommand('src/loaders/xdp_dnat.ts', cmd.slice(9))}` };
 }
@@ -111,10 +115,10 @@ async function demo(ctx: CommandContext): Promise<number> {
     }), signal);
 
     step(5, 'add a UDP service while it runs, through the pinned maps (what scripts/services.ts does)');
-    const tbl = table = ServiceTable.openPinned(DEMO_PIN_DIR);
+    const tbl = table = ServiceTable.openPinned(demoPinDir(L));
     tbl.add(DEMO_UDP_SERVICE);
-    say(`  added ${formatService(DEMO_UDP_SERVICE)}`);
-    say(`  (by hand: ${tsxCommand('scripts/services.ts', ['--pin-dir', DEMO_PIN_DIR, 'add', formatService(DEMO_UDP_SERVICE).replace(/ → /, '=')])})`);
+    say(`  added ${describeService(DEMO_UDP_SERVICE)}`);
+    say(`  (by hand: ${tsxCommand('scripts/services.ts', ['--pin-dir', demoPinDir(L), 'add', formatService(DEMO_UDP_SERVICE)])})`);
 
     step(6, `from the client: TCP to ${DEFAULT_SERVICE.vip}:${DEFAULT_SERVICE.port}, UDP to ${DEMO_UDP_SERVICE.vip}:${DEMO_UDP_SERVICE.port}`);
     const t = await unlessAborted(tcpExchange(L.client, DEFAULT_SERVICE.vip, DEFAULT_SERVICE.port, 256 * 1024, 3, signal), signal);
@@ -131,8 +135,10 @@ async function demo(ctx: CommandContext): Promise<number> {
     say(`  ✓ the backend got the datagram from ${sawUdp?.split(' ')[2]}`);
 
     step(7, 'counters (per-CPU maps, summed)');
-    for (const e of tbl.list()) say(`  ${formatService(e).padEnd(40)} ${String(e.packets).padStart(6)} packets ${String(e.bytes).padStart(9)} bytes`);
-    const st = tbl.stats();
+    for (const e of tbl.list()) say(`  ${describeService(e).padEnd(40)} ${String(e.packets).padStart(6)} packets ${String(e.bytes).padStart(9)} bytes`);
+    const dp = openPinnedDataPlane(demoPinDir(L));
+    let st: ReturnType<typeof readDnatStats>;
+    try { st = readDnatStats(dp.stats); } finally { closeDataPlaneMaps(dp); }
     say(`  ${DNAT_REASONS.filter((r) => st[r] > 0).map((r) => `${r} ${st[r]}`).join(', ')}`);
     say('  redirect: rewritten and forwarded by XDP itself; pass_no_neigh: rewritten, passed to the stack before ARP resolved the backend;');
     say('  pass_mtu: rewritten, passed to the stack to segment (TCP super-packets over the veth); reply_rewritten: replies given the VIP by TC egress');
@@ -176,7 +182,7 @@ const program = newCommand('demo')
   .description('the load balancer (xdp_dnat) end to end on a throwaway lab of three network namespaces; needs root')
   .addHelpText('after', `
 Builds namespaces lbts-${DEMO_TAG}-client, -lb and -backend, runs src/loaders/xdp_dnat.ts on the
-load balancer (pins in ${DEMO_PIN_DIR}), carries TCP and UDP through the VIPs from the
+load balancer (pins in ${PIN_ROOT}/lb0-<netns inode>), carries TCP and UDP through the VIPs from the
 client, prints the counters, and tears everything down however it ends (Ctrl-C, SIGTERM,
 SIGHUP, a closed pipe, an error). Run it with: sudo npm start`);
 

@@ -21,7 +21,8 @@
  * bpffs), so the pins are invisible to the services script.
  */
 import { join } from 'node:path';
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, unlinkSync } from 'node:fs';
+import { queryXdp } from '../xdp.js';
 import { InvalidArgumentError, Option } from 'commander';
 import { parseSeconds, parsePositiveInt, pollEvery, runLesson } from '../cli/lesson.js';
 import { PINS, REPLY_TC_SLOT, defaultPinDir } from '../lessons/xdp_dnat.js';
@@ -120,6 +121,16 @@ await runLesson<Opts>({
     const fwdProg = obj.program(LB_PROGRAMS.forward);
     const replyProg = obj.program(LB_PROGRAMS.reply);
     const linkPath = (name: string) => (keep ? join(dir, name) : undefined);
+    // Links pinned for an interface that is gone (or another one) are stale: drop them, attach anew.
+    const pinnedXdp = keep ? Link.openPinned(join(dir, LB_LINKS.forward), 'pinned xdp link') : undefined;
+    if (pinnedXdp) {
+      const progId = pinnedXdp.info().progId;
+      pinnedXdp.release();
+      if (!queryXdp(iface.index).some((p) => p.id === progId)) {
+        for (const name of Object.values(LB_LINKS)) { try { unlinkSync(join(dir, name)); } catch { /* not there */ } }
+        log(`removed the links pinned in ${dir}: they are not attached to ${iface.name} (a previous lab or interface)`);
+      }
+    }
     const fwd = attachOrUpdate(linkPath(LB_LINKS.forward), fwdProg.fd, fwdProg.name,
       () => fwdProg.attachXdp(iface.index, { mode: opts.mode, force: opts.force }), () => `xdp ${fwdProg.name} on ${iface.name} (pinned link, program replaced in place)`);
     const tc = attachOrUpdate(linkPath(LB_LINKS.reply), replyProg.fd, replyProg.name,
