@@ -5,8 +5,15 @@
  *   sudo npx tsx scripts/services.ts list [--json]
  *   sudo npx tsx scripts/services.ts add 10.96.0.11:53/udp=10.244.1.6:5353 [more...]
  *   sudo npx tsx scripts/services.ts change 10.96.0.11:53/udp=10.244.1.7:5353
+ *   sudo npx tsx scripts/services.ts set 10.96.0.11:53/udp=10.244.1.7:5353
  *   sudo npx tsx scripts/services.ts remove 10.96.0.11:53/udp [more...]
  *   sudo npx tsx scripts/services.ts stats [--json]
+ *
+ * Services are in the load balancer's text form (src/lb/model.ts):
+ * VIP:PORT/PROTO=IP:PORT[*WEIGHT],IP:PORT... `list` shows each service's
+ * backends with their weight and their share of the service's new flows.
+ * The data plane of this lesson takes one backend per service for now
+ * (the Maglev data plane of issue 12 lifts this).
  *
  * Which loader: --pin-dir DIR (what the loader printed), or --iface NAME
  * (the loader's default directory for that interface in this network
@@ -18,9 +25,10 @@
  * (`| head -1`) ends it quietly with exit 0.
  */
 import { Command } from 'commander';
-import {
-  DNAT_REASONS, ServiceTable, findPinDir, formatBackend, formatService, formatServiceAddr, parseService, parseServiceAddr,
-} from '../src/lessons/xdp_dnat.js';
+import { DNAT_REASONS } from '../src/lessons/xdp_dnat.js';
+import { ServiceTable, fromLbService, toLbService } from '../src/lessons/xdp_dnat/legacy_table.js';
+import { findPinDir } from '../src/lessons/xdp_dnat/pins.js';
+import { describeService, formatServiceAddr, parseService, parseServiceAddr, type Backend, type Service } from '../src/lb/model.js';
 import { isRoot } from '../src/index.js';
 import { Output } from '../src/cli/output.js';
 
@@ -48,35 +56,67 @@ const program = new Command('services')
   .exitOverride()
   .configureOutput({ writeOut: (s) => print(s.replace(/\n$/, '')), writeErr: (s) => process.stderr.write(s) });
 
-program.command('list').description('list services, their backends and hits')
+/** A service as list shows it: backends with weights and shares of the table. */
+interface Listed extends Service { backends: Array<Required<Backend> & { share: number }>; packets: number; bytes: number }
+
+function listed(t: ServiceTable): Listed[] {
+  // One backend per service in this data plane: it takes every new flow.
+  return t.list().map((e) => ({ ...toLbService(e), backends: toLbService(e).backends.map((b) => ({ ...b, weight: b.weight ?? 1, share: 1 })), packets: e.packets, bytes: e.bytes }));
+}
+
+const percent = (x: number) => `${(x * 100).toFixed(1)}%`;
+
+program.command('list').description('list services, their backends (weight, share of new flows) and hits')
   .option('--json', 'one JSON object', false)
   .action((o: { json: boolean }, cmd: Command) => withTable(cmd, (t) => {
-    const all = t.list();
+    const all = listed(t);
     if (o.json) {
-      print(JSON.stringify({ pinDir: t.pinDir, services: all.map((e) => ({ service: formatServiceAddr(e), backend: formatBackend(e.backend), packets: e.packets, bytes: e.bytes })) }));
+      print(JSON.stringify({
+        pinDir: t.pinDir,
+        services: all.map((e) => ({
+          service: formatServiceAddr(e), backends: e.backends.map((b) => ({ backend: `${b.ip}:${b.port}`, weight: b.weight, share: b.share })), packets: e.packets, bytes: e.bytes,
+        })),
+      }));
       return;
     }
     if (all.length === 0) print('no services');
-    for (const e of all) print(`${formatService(e).padEnd(45)} ${String(e.packets).padStart(10)} packets ${String(e.bytes).padStart(12)} bytes`);
+    for (const e of all) {
+      print(`${formatServiceAddr(e).padEnd(24)} ${String(e.packets).padStart(10)} packets ${String(e.bytes).padStart(12)} bytes`);
+      if (e.backends.length === 0) print('  (no backends: takes no new flows)');
+      for (const b of e.backends) print(`  → ${`${b.ip}:${b.port}`.padEnd(21)} weight ${String(b.weight).padStart(5)}  share ${percent(b.share).padStart(6)}`);
+    }
   }));
 
+/** Parses every spec first: one bad spec is one line and nothing is written. */
+const parseAll = (specs: string[]) => specs.map((spec) => fromLbService(parseService(spec)));
+
 program.command('add').description('add services (each must be new)')
-  .argument('<spec...>', 'VIP:PORT/PROTO=BACKEND:PORT')
+  .argument('<spec...>', 'VIP:PORT/PROTO=IP:PORT[*WEIGHT],...')
   .action((specs: string[], _o: unknown, cmd: Command) => {
-    const svcs = specs.map(parseService);
+    const svcs = parseAll(specs);
     withTable(cmd, (t) => {
       t.write(svcs, 'add');
-      for (const s of svcs) print(`added ${formatService(s)}`);
+      for (const s of svcs) print(`added ${describeService(toLbService(s))}`);
     });
   });
 
 program.command('change').description("change services' backends (each must exist)")
-  .argument('<spec...>', 'VIP:PORT/PROTO=BACKEND:PORT')
+  .argument('<spec...>', 'VIP:PORT/PROTO=IP:PORT[*WEIGHT],...')
   .action((specs: string[], _o: unknown, cmd: Command) => {
-    const svcs = specs.map(parseService);
+    const svcs = parseAll(specs);
     withTable(cmd, (t) => {
       t.write(svcs, 'change');
-      for (const s of svcs) print(`changed ${formatService(s)}`);
+      for (const s of svcs) print(`changed ${describeService(toLbService(s))}`);
+    });
+  });
+
+program.command('set').description('add or change services')
+  .argument('<spec...>', 'VIP:PORT/PROTO=IP:PORT[*WEIGHT],...')
+  .action((specs: string[], _o: unknown, cmd: Command) => {
+    const svcs = parseAll(specs);
+    withTable(cmd, (t) => {
+      t.write(svcs, 'set');
+      for (const s of svcs) print(`set ${describeService(toLbService(s))}`);
     });
   });
 

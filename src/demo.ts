@@ -21,9 +21,9 @@ import { ensureObject, objectPath, REPO_ROOT } from './cli/build.js';
 import { exitStatusFor, newCommand, runCommand, type CommandContext } from './cli/command.js';
 import { tsxCommand } from './cli/hint.js';
 import { isRoot } from './ffi/sys.js';
-import {
-  DEFAULT_SERVICE, DNAT_REASONS, PIN_ROOT, ServiceTable, formatService, type Service,
-} from './lessons/xdp_dnat.js';
+import { DNAT_REASONS } from './lessons/xdp_dnat.js';
+import { DEFAULT_SERVICE, ServiceTable, formatService, type Service } from './lessons/xdp_dnat/legacy_table.js';
+import { PIN_ROOT } from './lessons/xdp_dnat/pins.js';
 import { cleanup, dnatLab, type DnatLab } from './lab/topology.js';
 import { startBackendServers, tcpExchange, udpExchange, type BackendServers } from './lab/traffic.js';
 

@@ -11,7 +11,8 @@ import { createSocket } from 'node:dgram';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BpfError, BpfObject, PerCpuMap, attachTc, probeTcx, queryXdp, u32, u64 } from '../src/index.js';
 import { ensureObject } from '../src/cli/build.js';
-import { DNAT_REASONS, MAPS, PROGRAMS, REPLY_TC_SLOT, ServiceTable } from '../src/lessons/xdp_dnat.js';
+import { DNAT_REASONS, MAPS, PROGRAMS, REPLY_TC_SLOT } from '../src/lessons/xdp_dnat.js';
+import { ServiceTable } from '../src/lessons/xdp_dnat/legacy_table.js';
 import { pairLab, run, type PairLab } from '../src/lab/index.js';
 import { featureTests, kernelTests, removePins } from './helpers/kernel.js';
 

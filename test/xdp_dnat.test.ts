@@ -15,10 +15,11 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BpfError, BpfObject, XdpAction, parseIpv4 } from '../src/index.js';
 import { BPF_DIR, ensureObject } from '../src/cli/build.js';
+import { DNAT_REASONS, MAX_SERVICES, PROGRAMS, type DnatStats } from '../src/lessons/xdp_dnat.js';
 import {
-  DNAT_REASONS, MAX_SERVICES, PROGRAMS, ServiceTable, backendKey, formatService, parseService, parseServiceAddr, serviceKey,
-  renderHitTable, type DnatStats, type Service,
-} from '../src/lessons/xdp_dnat.js';
+  ServiceTable, backendKey, formatService, parseService, parseServiceAddr, serviceKey, type Service,
+} from '../src/lessons/xdp_dnat/legacy_table.js';
+import { renderHitTable } from '../src/lessons/xdp_dnat/monitor.js';
 import { buildFrame, ipChecksum, l4Checksum, onesSum, fold, rng, ipOptions, parseFrame, type FrameSpec } from './helpers/packets.js';
 import { kernelTests, removePins } from './helpers/kernel.js';
 import { loadedPrograms, runLoader, runServices } from './helpers/loader.js';
@@ -39,9 +40,12 @@ describe('xdp_dnat services: parsing and formatting', () => {
     expect(() => parseService('10.96.0.10:80/tcp=10.244.1.5:65536')).toThrow('backend: port 65536 is out of range (1-65535)');
     expect(() => parseService('10.96.0.10:http/tcp=10.244.1.5:80')).toThrow("service: port 'http' is not a number");
     expect(() => parseService('10.96.0.10:80/sctp=10.244.1.5:80')).toThrow("service: unknown protocol 'sctp' (use tcp or udp)");
-    expect(() => parseService('10.96.0.10:80/tcp')).toThrow('expected VIP:PORT/PROTO=BACKEND:PORT');
+    expect(() => parseService('10.96.0.10:80/tcp')).toThrow('expected VIP:PORT/PROTO=IP:PORT[*WEIGHT],...');
     expect(() => parseService('10.96.0.10/tcp=10.244.1.5:80')).toThrow('expected VIP:PORT/PROTO');
-    expect(() => parseService('10.96.0.10:80/tcp=10.244.1.5')).toThrow('expected BACKEND:PORT');
+    expect(() => parseService('10.96.0.10:80/tcp=10.244.1.5')).toThrow('expected IP:PORT or IP:PORT*WEIGHT');
+    // This data plane: one backend per service, no weights.
+    expect(() => parseService('10.96.0.10:80/tcp=10.244.1.5:80,10.244.1.6:80')).toThrow('service 10.96.0.10:80/tcp: 2 backends; this data plane takes exactly one per service');
+    expect(() => parseService('10.96.0.10:80/tcp=10.244.1.5:80*2')).toThrow('service 10.96.0.10:80/tcp: weight 2; this data plane has one backend per service and no weights');
   });
 
   it('encodes keys in network byte order with zeroed pads', () => {
@@ -56,7 +60,7 @@ describe('xdp_dnat services: parsing and formatting', () => {
   it('the loader refuses a bad --service before doing anything (exit 2)', async () => {
     const r = await runLoader('xdp_dnat', ['lo', '--service', '10.96.0.10:80/tcp=10.244.1.5:99999']);
     expect(r.code).toBe(2);
-    expect(r.stderr).toContain("option '--service <VIP:PORT/PROTO=BACKEND:PORT>' argument '10.96.0.10:80/tcp=10.244.1.5:99999' is invalid. backend: port 99999 is out of range (1-65535)");
+    expect(r.stderr).toContain("option '--service <VIP:PORT/PROTO=IP:PORT[*WEIGHT],...>' argument '10.96.0.10:80/tcp=10.244.1.5:99999' is invalid. backend: port 99999 is out of range (1-65535)");
   });
 
   it('names the reasons as enum dnat_reason in bpf/xdp_dnat/xdp_dnat.h does, in its order', () => {
@@ -78,12 +82,16 @@ describe('xdp_dnat services: parsing and formatting', () => {
     stats.reply_rewritten = 4;
     const lines = renderHitTable({
       time: new Date('2025-01-02T03:04:05Z'), elapsed: 2,
-      services: [{ vip: '10.96.0.10', port: 80, proto: 'tcp', backend: { ip: '10.244.1.5', port: 8080 }, packets: 10, bytes: 1000, packetsPerSec: 5 }],
+      services: [
+        { vip: '10.96.0.10', port: 80, proto: 'tcp', backends: [{ ip: '10.244.1.5', port: 8080 }], packets: 10, bytes: 1000, packetsPerSec: 5 },
+        { vip: '10.96.0.11', port: 80, proto: 'tcp', backends: [{ ip: '10.244.1.6', port: 80, weight: 1, share: 0.25 }, { ip: '10.244.1.7', port: 80, weight: 3, share: 0.75 }], packets: 0, bytes: 0, packetsPerSec: 0 },
+      ],
       stats,
     });
-    expect(lines[0]).toBe('03:04:05  1 service, last 2.0 s');
+    expect(lines[0]).toBe('03:04:05  2 services, last 2.0 s');
     expect(lines[2]).toMatch(/^10\.96\.0\.10:80\/tcp +→ {2}10\.244\.1\.5:8080 +10 +1000 +5\.0$/);
-    expect(lines[3]).toBe('packets: redirect 5, reply_rewritten 4');
+    expect(lines[3]).toMatch(/^10\.96\.0\.11:80\/tcp +→ {2}10\.244\.1\.6:80 \(25%\), 10\.244\.1\.7:80\*3 \(75%\) +0 +0 +0\.0$/);
+    expect(lines[4]).toBe('packets: redirect 5, reply_rewritten 4');
   });
 });
 
@@ -435,7 +443,7 @@ describe.skipIf(!kernelTests())('scripts/services.ts on pinned maps', () => {
   it('lists, adds, changes and removes', async () => {
     let r = await runServices(['--pin-dir', dir, 'list']);
     expect(r.code).toBe(0);
-    expect(r.stdout).toMatch(/^10\.96\.0\.10:80\/tcp → 10\.244\.1\.5:8080 +0 packets +0 bytes$/m);
+    expect(r.stdout).toMatch(/^10\.96\.0\.10:80\/tcp +0 packets +0 bytes\n {2}→ 10\.244\.1\.5:8080 +weight +1 {2}share 100\.0%$/m);
     r = await runServices(['--pin-dir', dir, 'add', '10.96.0.11:53/udp=10.244.1.6:5353', '10.96.0.12:443/tcp=10.244.1.7:8443']);
     expect(r).toMatchObject({ code: 0, stderr: '' });
     expect(r.stdout).toBe('added 10.96.0.11:53/udp → 10.244.1.6:5353\nadded 10.96.0.12:443/tcp → 10.244.1.7:8443\n');
@@ -447,7 +455,7 @@ describe.skipIf(!kernelTests())('scripts/services.ts on pinned maps', () => {
     expect(r.code).toBe(0);
     expect(t.list().map(formatService)).toEqual(['10.96.0.10:80/tcp → 10.244.1.5:8080']);
     r = await runServices(['--pin-dir', dir, 'list', '--json']);
-    expect(JSON.parse(r.stdout).services).toEqual([{ service: '10.96.0.10:80/tcp', backend: '10.244.1.5:8080', packets: 0, bytes: 0 }]);
+    expect(JSON.parse(r.stdout).services).toEqual([{ service: '10.96.0.10:80/tcp', backends: [{ backend: '10.244.1.5:8080', weight: 1, share: 1 }], packets: 0, bytes: 0 }]);
   });
 
   it('ends quietly with exit 0 when its reader goes away (| head -1)', async () => {

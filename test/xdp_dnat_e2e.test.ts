@@ -24,7 +24,8 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ServiceTable, formatService, parseService, type DnatStats } from '../src/lessons/xdp_dnat.js';
+import type { DnatStats } from '../src/lessons/xdp_dnat.js';
+import { ServiceTable, formatService, parseService } from '../src/lessons/xdp_dnat/legacy_table.js';
 import { startBackendServers, tcpExchange, udpExchange, type BackendServers } from '../src/lab/index.js';
 import { dnatLab, run, runNs, type DnatLab } from '../src/lab/index.js';
 import { kernelTests, removePins } from './helpers/kernel.js';

@@ -9,16 +9,21 @@
  *   sudo npx tsx src/loaders/xdp_dnat.ts eth0
  *   sudo npx tsx src/loaders/xdp_dnat.ts eth0 --service 10.96.0.10:80/tcp=10.244.1.5:8080 --service 10.96.0.11:53/udp=10.244.1.6:5353
  *
+ * --service takes the load balancer's text form (src/lb/model.ts),
+ * VIP:PORT/PROTO=IP:PORT[*WEIGHT],IP:PORT...; this data plane takes one
+ * backend per service until the Maglev data plane (issue 12) is in.
+ *
  * In a network namespace, run it with `nsenter --net=/run/netns/NS`, not
  * `ip netns exec NS`: the latter gives the process a private /sys (and
  * bpffs), so the pins are invisible to the services script.
  */
 import { InvalidArgumentError, Option } from 'commander';
 import { parseSeconds, pollEvery, runLesson } from '../cli/lesson.js';
-import {
-  DEFAULT_SERVICE, HitMonitor, PROGRAMS, REPLY_TC_SLOT, ServiceTable, defaultPinDir, formatService, hitJson, parseService, renderHitTable,
-  validateServices, type Service,
-} from '../lessons/xdp_dnat.js';
+import { PROGRAMS, REPLY_TC_SLOT } from '../lessons/xdp_dnat.js';
+import { DEFAULT_SERVICE, ServiceTable, formatService, fromLbService, toLbService, validateServices, type Service } from '../lessons/xdp_dnat/legacy_table.js';
+import { HitMonitor, hitJson, renderHitTable } from '../lessons/xdp_dnat/monitor.js';
+import { defaultPinDir } from '../lessons/xdp_dnat/pins.js';
+import { parseService } from '../lb/model.js';
 import { TC_MODES, type TcMode } from '../tc.js';
 import { ensureBpffs } from '../bpffs.js';
 import { tsxCommand } from '../cli/hint.js';
@@ -32,7 +37,7 @@ interface Opts {
 
 function collectService(v: string, prev: Service[] | undefined): Service[] {
   try {
-    return [...(prev ?? []), parseService(v)];
+    return [...(prev ?? []), fromLbService(parseService(v))];
   } catch (e) {
     throw new InvalidArgumentError((e as Error).message);
   }
@@ -43,7 +48,7 @@ await runLesson<Opts>({
   description: 'service load balancer: XDP destination NAT to a backend, TC egress translating replies back to the VIP',
   json: true,
   options: (cmd) => cmd
-    .option('--service <VIP:PORT/PROTO=BACKEND:PORT>', 'a service (repeatable; default: 10.96.0.10:80/tcp=10.244.1.5:8080)', collectService)
+    .option('--service <VIP:PORT/PROTO=IP:PORT[*WEIGHT],...>', 'a service (repeatable; default: 10.96.0.10:80/tcp=10.244.1.5:8080); this data plane takes one backend per service', collectService)
     .option('--pin-dir <dir>', 'pin the maps here (on bpffs) for scripts/services.ts (default: /sys/fs/bpf/libbpf-ts/xdp_dnat/<iface>-<netns>)')
     .option('--interval <seconds>', 'seconds between hit tables', parseSeconds, 2)
     .addOption(new Option('--tc <mode>', 'how to attach the TC egress program').choices(TC_MODES as string[]).default('auto')),
@@ -70,7 +75,11 @@ await runLesson<Opts>({
     log('Ctrl-C to stop');
   },
   async run(ctx) {
-    const monitor = new HitMonitor(ServiceTable.fromObject(ctx.obj));
+    const table = ServiceTable.fromObject(ctx.obj);
+    const monitor = new HitMonitor({
+      services: () => table.list().map((e) => ({ ...toLbService(e), packets: e.packets, bytes: e.bytes })),
+      stats: () => table.stats(),
+    });
     await pollEvery(ctx, ctx.opts.interval, () => {
       const s = monitor.snapshot();
       for (const l of ctx.opts.json ? [hitJson(s)] : renderHitTable(s)) ctx.out.line(l);
