@@ -90,7 +90,7 @@ describe.skipIf(!kernelTests()).each(MODES)('xdp_dnat end to end in $mode mode: 
     const r = spawnSync('sh', ['-c', hint!], { cwd: REPO_ROOT, encoding: 'utf8', timeout: 60_000 });
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
-    expect(r.stdout).toMatch(/^10\.96\.0\.10:80\/tcp → 10\.244\.1\.5:8080 /);
+    expect(r.stdout).toMatch(/^10\.96\.0\.10:80\/tcp +\d+ packets +\d+ bytes\n {2}→ 10\.244\.1\.5:8080 +weight +1 {2}share 100\.0%\n/);
   });
 
   it('carries a TCP connection through the VIP: data both ways, the backend sees the client', async () => {
