@@ -452,7 +452,9 @@ export class ServiceTable {
       for (const b of p.backends) {
         const bid = b.key;
         const old = cur?.backends.get(bid);
-        const bs: BackendState = { id: old ? old.id : backendIds[bi++], key: b.key, ipText: b.ipText, ip: b.ip, port: b.port, weight: b.weight };
+        // The parsed backend becomes the state (one object per backend, not two).
+        const bs = b as BackendState;
+        bs.id = old ? old.id : backendIds[bi++];
         backends.set(bid, bs);
         if (b.weight > 0) live++;
         if (!old) {
