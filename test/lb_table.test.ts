@@ -131,6 +131,11 @@ describe.skipIf(!kernelTests())('ServiceTable on kernel maps', () => {
     adopted.apply([svc(A), svc(C), svc('10.96.0.20:80/tcp=10.244.9.9:80')]);
     expect(maps.services.get({ vip: parseIpv4('10.96.0.20'), port: 80, proto: 6 })).toEqual({ id: 1, backend_count: 1 });
     expect(maps.backends.get(4)).toMatchObject({ ip: parseIpv4('10.244.9.9'), service_id: 1 });
+    // A second writer: the first table sees its changes after refresh().
+    adopted.apply([svc(A)]);
+    expect(table.size).toBe(2);
+    table.refresh();
+    expect(table.services()).toEqual([svc(A)]);
   });
 
   it('drains weight-0 backends (active, no slots) and writes no table for a service with no live backend', () => {

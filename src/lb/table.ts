@@ -20,6 +20,9 @@
  * freed by a removal is reused only by a later call (after the removal has
  * been written). A backend id belongs to one (service, ip:port) pair.
  *
+ * One writer: the state lives in memory between calls; another process
+ * writing the same maps makes it stale until refresh().
+ *
  * Adoption: the constructor reads the maps and rebuilds the state from
  * them (struct backend carries its service id and weight), so a restarted
  * loader that adopts pinned maps keeps every id. Backends left active by a
@@ -220,6 +223,18 @@ export class ServiceTable {
   /** Number of services. */
   get size(): number {
     return this.#state.size;
+  }
+
+  /**
+   * Reads the maps again and rebuilds the state from them. The table keeps
+   * its state in memory between calls (that is what makes a full-snapshot
+   * apply cheap), so it assumes it is the maps' only writer: call this
+   * before reading or writing when another process (scripts/services.ts,
+   * a second control plane) may have written since. Throws as the
+   * constructor.
+   */
+  refresh(): void {
+    this.#load();
   }
 
   /** Reads the maps and rebuilds the state (ids, backends, weights). */
