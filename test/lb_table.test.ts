@@ -178,6 +178,12 @@ describe.skipIf(!kernelTests())('ServiceTable on kernel maps', () => {
     expect(table.services().map((s) => s.vip)).toEqual(['10.96.0.10', '10.96.0.12']);
     table.clear();
     expect(table.size).toBe(0);
+    // A snapshot after single writes: what remove() and change() did is not mistaken for unchanged.
+    table.apply([svc(A), svc(B)]);
+    table.remove({ vip: '10.96.0.11', port: 53, proto: 'udp' });
+    table.change(svc('10.96.0.10:80/tcp=10.244.1.5:8080'));
+    expect(table.apply([svc(A), svc(B)])).toMatchObject({ servicesAdded: 1, servicesChanged: 1, servicesUnchanged: 0 });
+    expect(table.services()).toEqual([svc(A), svc(B)]);
   });
 
   it('refuses bad input in one line and changes nothing', () => {

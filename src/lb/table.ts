@@ -311,7 +311,8 @@ export class ServiceTable {
     for (let i = 0; i < desired.length; i++) {
       const s = desired[i];
       let st: SvcState | undefined = last[i];
-      if (!(st?.given && st.mark !== gen && sameAsGiven(s, st.given))) {
+      // The service at this place last time, if it is still the table's (a write() or remove() since may have replaced it).
+      if (!(st?.given && st.mark !== gen && this.#state.get(st.key) === st && sameAsGiven(s, st.given))) {
         st = s && typeof s === 'object' ? this.#state.get(`${s.vip}:${s.port}/${s.proto}`) : undefined;
         if (!(st?.given && sameAsGiven(s, st.given))) st = undefined;
       }
