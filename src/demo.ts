@@ -21,7 +21,8 @@ import { ensureObject, objectPath, REPO_ROOT } from './cli/build.js';
 import { exitStatusFor, newCommand, runCommand, type CommandContext } from './cli/command.js';
 import { tsxCommand } from './cli/hint.js';
 import { isRoot } from './ffi/sys.js';
-import { DEFAULT_SERVICE, PIN_ROOT } from './lessons/xdp_dnat.js';
+import { DEFAULT_SERVICE } from './lessons/xdp_dnat.js';
+import { PIN_ROOT } from './lessons/xdp_dnat/pins.js';
 import { ServiceTable } from './lb/table.js';
 import { describeService, formatService, type Service } from './lb/model.js';
 import { DNAT_REASONS, closeDataPlaneMaps, openPinnedDataPlane, readDnatStats } from './lb/dataplane.js';
@@ -127,7 +128,7 @@ async function demo(ctx: CommandContext): Promise<number> {
     if (!t.same) throw new Error(`TCP echo: sent ${t.sent} bytes, got ${t.received} back${t.received === t.sent ? ', different' : ''}`);
     say(`  ✓ TCP data both ways: sent ${t.sent} bytes, got the same ${t.received} bytes back`);
     const sawTcp = srv.seen().find((x) => x.startsWith('tcp 8080 '));
-    say(`  ✓ the backend accepted the connection from ${sawTcp?.split(' ')[2]} (the client's real address; ${DEFAULT_SERVICE.backend.ip}:${DEFAULT_SERVICE.backend.port} behind the VIP)`);
+    say(`  ✓ the backend accepted the connection from ${sawTcp?.split(' ')[2]} (the client's real address; ${DEFAULT_SERVICE.backends[0].ip}:${DEFAULT_SERVICE.backends[0].port} behind the VIP)`);
     const u = await unlessAborted(udpExchange(L.client, DEMO_UDP_SERVICE.vip, DEMO_UDP_SERVICE.port, 32, 2, signal), signal);
     if (!u.answered) throw new Error(`UDP to ${DEMO_UDP_SERVICE.vip}:${DEMO_UDP_SERVICE.port}: no answer (${u.error})`);
     say(`  ✓ UDP answered: client ${u.local} → ${u.from}, ${u.same ? 'same bytes back' : 'DIFFERENT bytes'}`);

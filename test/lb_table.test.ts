@@ -7,12 +7,14 @@
  * table over the same maps, drained backends, leftovers of an interrupted
  * write, and bad input that changes nothing.
  */
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { BpfError, parseIpv4 } from '../src/index.js';
-import { BACKEND_F_ACTIVE, LB_MAGLEV_SIZE, closeLbMaps, createLbMaps, type LbMaps } from '../src/lb/layout.js';
+import { BACKEND_F_ACTIVE, LB_MAGLEV_SIZE, LB_MAPS, closeLbMaps, createLbMaps, type LbMaps } from '../src/lb/layout.js';
 import { ServiceTable } from '../src/lb/table.js';
 import { parseService, type Service } from '../src/lb/model.js';
-import { kernelTests } from './helpers/kernel.js';
+import { kernelTests, removePins } from './helpers/kernel.js';
 
 const M = LB_MAGLEV_SIZE;
 const svc = (text: string) => parseService(text);
@@ -129,6 +131,11 @@ describe.skipIf(!kernelTests())('ServiceTable on kernel maps', () => {
     adopted.apply([svc(A), svc(C), svc('10.96.0.20:80/tcp=10.244.9.9:80')]);
     expect(maps.services.get({ vip: parseIpv4('10.96.0.20'), port: 80, proto: 6 })).toEqual({ id: 1, backend_count: 1 });
     expect(maps.backends.get(4)).toMatchObject({ ip: parseIpv4('10.244.9.9'), service_id: 1 });
+    // A second writer: the first table sees its changes after refresh().
+    adopted.apply([svc(A)]);
+    expect(table.size).toBe(2);
+    table.refresh();
+    expect(table.services()).toEqual([svc(A)]);
   });
 
   it('drains weight-0 backends (active, no slots) and writes no table for a service with no live backend', () => {
@@ -171,6 +178,12 @@ describe.skipIf(!kernelTests())('ServiceTable on kernel maps', () => {
     expect(table.services().map((s) => s.vip)).toEqual(['10.96.0.10', '10.96.0.12']);
     table.clear();
     expect(table.size).toBe(0);
+    // A snapshot after single writes: what remove() and change() did is not mistaken for unchanged.
+    table.apply([svc(A), svc(B)]);
+    table.remove({ vip: '10.96.0.11', port: 53, proto: 'udp' });
+    table.change(svc('10.96.0.10:80/tcp=10.244.1.5:8080'));
+    expect(table.apply([svc(A), svc(B)])).toMatchObject({ servicesAdded: 1, servicesChanged: 1, servicesUnchanged: 0 });
+    expect(table.services()).toEqual([svc(A), svc(B)]);
   });
 
   it('refuses bad input in one line and changes nothing', () => {
@@ -199,5 +212,29 @@ describe.skipIf(!kernelTests())('ServiceTable on kernel maps', () => {
     expect(() => table.apply([svc(A), svc(B), svc(A)])).toThrow(BpfError);
     // And the table still works.
     expect(table.apply([svc(A)])).toMatchObject({ servicesRemoved: 1 });
+  });
+
+  it('adopts maps pinned on bpffs (what a restarted loader does): same ids, and writes through the pins reach the same maps', () => {
+    const dir = `/sys/fs/bpf/libbpf-ts/lbt-test-${process.pid}`;
+    try {
+      mkdirSync(dir, { recursive: true });
+      for (const [k, name] of Object.entries(LB_MAPS)) maps[k as keyof LbMaps].pin(join(dir, name));
+      table.apply([svc(A), svc(C)]);
+      const pinned = ServiceTable.openPinned(dir);
+      try {
+        expect(pinned.pinDir).toBe(dir);
+        expect(pinned.list()).toEqual(table.list());
+        pinned.apply([svc(A), svc(C), svc(B)]);
+        expect(maps.services.get({ vip: parseIpv4('10.96.0.11'), port: 53, proto: 17 })).toEqual({ id: 2, backend_count: 1 });
+      } finally {
+        pinned.close();
+        pinned.close();
+      }
+      // The maps stay usable here: only the pinned table's own fds were closed.
+      expect(new ServiceTable(maps).size).toBe(3);
+      expect(() => ServiceTable.openPinned(join(dir, 'nothing'))).toThrow(/open pinned map .*nothing\/service_map: .*\(ENOENT\)/);
+    } finally {
+      removePins(dir);
+    }
   });
 });

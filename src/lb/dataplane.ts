@@ -189,6 +189,14 @@ export function openPinnedDataPlane(dir: string): DataPlaneMaps {
   }
 }
 
+/**
+ * Opens the reasons counters (dnat_stats) a loader pinned in `dir`, for
+ * readDnatStats. Throws a BpfError (ENOENT: not pinned there). Close it.
+ */
+export function openPinnedStats(dir: string): PerCpuMap<number, number[]> {
+  return PerCpuMap.openPinned(join(dir, DP_MAPS.stats), u32, dnatCounters);
+}
+
 /** Closes maps opened by openPinnedDataPlane. Safe to call twice. */
 export function closeDataPlaneMaps(maps: DataPlaneMaps): void {
   for (const m of Object.values(maps)) m.close();

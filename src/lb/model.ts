@@ -14,7 +14,7 @@
  * service that takes no new flows. Every error is one line and is thrown
  * before anything is written.
  */
-import { formatIpv4, parseIpv4 } from '../codec.js';
+import { formatIpv4 } from '../codec.js';
 import { BpfError, Errno } from '../errors.js';
 import { LB_MAX_BACKENDS } from './layout.js';
 
@@ -83,12 +83,8 @@ export interface ParsedService {
  */
 export function checkIp(what: string, ip: unknown): number {
   if (typeof ip !== 'string') throw new TypeError(`${what}: bad IPv4 address '${String(ip)}'`);
-  let n: number;
-  try {
-    n = parseIpv4(ip);
-  } catch {
-    throw new TypeError(`${what}: bad IPv4 address '${ip}'`);
-  }
+  const n = quickIpv4(ip);
+  if (n < 0) throw new TypeError(`${what}: bad IPv4 address '${ip}'`);
   const first = n >>> 24;
   const kind = n === 0xffffffff ? 'the broadcast address'
     : first === 0 ? 'in 0.0.0.0/8 ("this network")'
@@ -97,6 +93,28 @@ export function checkIp(what: string, ip: unknown): number {
   if (kind) throw new RangeError(`${what}: ${ip} is ${kind}, not the address of one host`);
   return n;
 }
+/** A dotted quad (1-3 digits per octet, each 0-255, as parseIpv4 takes) as a number, or -1. No regex, no allocation: it runs for every backend of a snapshot. */
+function quickIpv4(s: string): number {
+  let v = 0;
+  let octet = 0;
+  let digits = 0;
+  let dots = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c >= 48 && c <= 57) {
+      if (++digits > 3) return -1;
+      octet = octet * 10 + (c - 48);
+    } else if (c === 46) {
+      if (digits === 0 || octet > 255 || ++dots > 3) return -1;
+      v = v * 256 + octet;
+      octet = 0;
+      digits = 0;
+    } else return -1;
+  }
+  if (dots !== 3 || digits === 0 || octet > 255) return -1;
+  return v * 256 + octet;
+}
+
 /** Checks a port (1-65535). Throws a RangeError starting with `what`. */
 export function checkPort(what: string, port: unknown): number {
   if (typeof port !== 'number' || !Number.isInteger(port) || port < 1 || port > 65535) {

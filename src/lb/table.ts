@@ -20,6 +20,9 @@
  * freed by a removal is reused only by a later call (after the removal has
  * been written). A backend id belongs to one (service, ip:port) pair.
  *
+ * One writer: the state lives in memory between calls; another process
+ * writing the same maps makes it stale until refresh().
+ *
  * Adoption: the constructor reads the maps and rebuilds the state from
  * them (struct backend carries its service id and weight), so a restarted
  * loader that adopts pinned maps keeps every id. Backends left active by a
@@ -91,8 +94,8 @@ export type WriteMode = 'add' | 'change' | 'set';
 interface BackendState { id: number; key: string; ipText: string; ip: number; port: number; weight: number }
 interface SvcState {
   key: string; id: number; vip: number; port: number; proto: number; vipText: string; protoText: ServiceProto;
-  /** By ip * 65536 + port. */
-  backends: Map<number, BackendState>;
+  /** By "ip:port" (canonical). */
+  backends: Map<string, BackendState>;
   /** Backends with weight > 0 (service_info.backend_count). */
   live: number;
   /** The service as last given (fields copied), for the cheap comparison; undefined after adoption. */
@@ -101,7 +104,6 @@ interface SvcState {
 }
 interface Given { vip: string; port: number; proto: string; ips: string[]; ports: number[]; weights: Array<number | undefined> }
 
-const backendId = (ip: number, port: number) => ip * 65536 + port;
 /** Maglev tables built and written per batch (256 x 4 KiB). */
 const MAGLEV_CHUNK = 256;
 
@@ -223,6 +225,18 @@ export class ServiceTable {
     return this.#state.size;
   }
 
+  /**
+   * Reads the maps again and rebuilds the state from them. The table keeps
+   * its state in memory between calls (that is what makes a full-snapshot
+   * apply cheap), so it assumes it is the maps' only writer: call this
+   * before reading or writing when another process (scripts/services.ts,
+   * a second control plane) may have written since. Throws as the
+   * constructor.
+   */
+  refresh(): void {
+    this.#load();
+  }
+
   /** Reads the maps and rebuilds the state (ids, backends, weights). */
   #load(): void {
     const op = 'adopt load balancer maps';
@@ -261,10 +275,10 @@ export class ServiceTable {
         if (!(b.flags & BACKEND_F_ACTIVE) || id === 0 || id >= this.#usedBackendIds.length) continue;
         this.#usedBackendIds[id] = 1;
         const st = byId.get(b.service_id);
-        const bid = backendId(b.ip, b.port);
-        if (!st || st.backends.has(bid)) { this.#orphans.push(id); continue; }
         const ipText = formatIpv4(b.ip);
-        st.backends.set(bid, { id, key: `${ipText}:${b.port}`, ipText, ip: b.ip, port: b.port, weight: Math.min(b.weight, 65535) });
+        const bkey = `${ipText}:${b.port}`;
+        if (!st || st.backends.has(bkey)) { this.#orphans.push(id); continue; }
+        st.backends.set(bkey, { id, key: bkey, ipText, ip: b.ip, port: b.port, weight: Math.min(b.weight, 65535) });
         if (b.weight > 0) st.live++;
         this.#ipRefs.set(b.ip, (this.#ipRefs.get(b.ip) ?? 0) + 1);
       }
@@ -297,7 +311,8 @@ export class ServiceTable {
     for (let i = 0; i < desired.length; i++) {
       const s = desired[i];
       let st: SvcState | undefined = last[i];
-      if (!(st?.given && st.mark !== gen && sameAsGiven(s, st.given))) {
+      // The service at this place last time, if it is still the table's (a write() or remove() since may have replaced it).
+      if (!(st?.given && st.mark !== gen && this.#state.get(st.key) === st && sameAsGiven(s, st.given))) {
         st = s && typeof s === 'object' ? this.#state.get(`${s.vip}:${s.port}/${s.proto}`) : undefined;
         if (!(st?.given && sameAsGiven(s, st.given))) st = undefined;
       }
@@ -409,7 +424,7 @@ export class ServiceTable {
   #equalsState(p: ParsedService): boolean {
     const st = this.#state.get(p.key);
     if (!st || st.backends.size !== p.backends.length) return false;
-    return p.backends.every((b) => st.backends.get(backendId(b.ip, b.port))?.weight === b.weight);
+    return p.backends.every((b) => st.backends.get(b.key)?.weight === b.weight);
   }
 
   /** Checks everything, then writes the changes in the safe order, then updates the state. */
@@ -426,7 +441,7 @@ export class ServiceTable {
     for (const p of upserts) {
       const st = this.#state.get(p.key);
       if (!st) added++;
-      for (const b of p.backends) if (!st?.backends.has(backendId(b.ip, b.port))) newBackends++;
+      for (const b of p.backends) if (!st?.backends.has(b.key)) newBackends++;
     }
     if (this.#state.size + added > this.#maps.services.maxEntries) {
       throw new BpfError(op, Errno.E2BIG, `${LB_MAPS.services} holds ${this.#maps.services.maxEntries} services; this write needs ${this.#state.size + added} at once (new ones are added before removed ones go)`);
@@ -447,13 +462,15 @@ export class ServiceTable {
     for (const p of upserts) {
       const cur = this.#state.get(p.key);
       const id = cur ? cur.id : serviceIds[si++];
-      const backends = new Map<number, BackendState>();
+      const backends = new Map<string, BackendState>();
       let liveChanged = !cur;
       let live = 0;
       for (const b of p.backends) {
-        const bid = backendId(b.ip, b.port);
+        const bid = b.key;
         const old = cur?.backends.get(bid);
-        const bs: BackendState = { id: old ? old.id : backendIds[bi++], key: b.key, ipText: b.ipText, ip: b.ip, port: b.port, weight: b.weight };
+        // The parsed backend becomes the state (one object per backend, not two).
+        const bs = b as BackendState;
+        bs.id = old ? old.id : backendIds[bi++];
         backends.set(bid, bs);
         if (b.weight > 0) live++;
         if (!old) {

@@ -25,20 +25,21 @@ import { existsSync, mkdirSync, unlinkSync } from 'node:fs';
 import { queryXdp } from '../xdp.js';
 import { InvalidArgumentError, Option } from 'commander';
 import { parseSeconds, parsePositiveInt, pollEvery, runLesson } from '../cli/lesson.js';
-import { PINS, REPLY_TC_SLOT, defaultPinDir } from '../lessons/xdp_dnat.js';
+import { DEFAULT_SERVICE, REPLY_TC_SLOT } from '../lessons/xdp_dnat.js';
+import { PINS, defaultPinDir } from '../lessons/xdp_dnat/pins.js';
+import { HitMonitor, hitJson, renderHitTable } from '../lessons/xdp_dnat/monitor.js';
 import {
   LB_LINKS, LB_PROGRAMS, adoptPinnedMaps, attachOrUpdate, configureDataPlane, dataPlaneMaps, pinDataPlaneMaps,
-  removeDataPlanePins, readDnatStats, DNAT_REASONS,
+  removeDataPlanePins, readDnatStats,
 } from '../lb/dataplane.js';
-import { ServiceTable, type ServiceEntry } from '../lb/table.js';
-import { describeService, formatServiceAddr, parseService, validateServices, type Service } from '../lb/model.js';
+import { ServiceTable } from '../lb/table.js';
+import { describeService, parseService, validateServices, type Service } from '../lb/model.js';
 import { Link } from '../link.js';
 import { BpfError, Errno } from '../errors.js';
 import { mapInUse, pinnedMapId } from '../map.js';
 import { TC_MODES, type TcMode } from '../tc.js';
 import { ensureBpffs } from '../bpffs.js';
 import { tsxCommand } from '../cli/hint.js';
-import { formatRate, rate } from '../cli/output.js';
 
 interface Opts {
   service?: Service[];
@@ -60,18 +61,7 @@ function collectService(v: string, prev: Service[] | undefined): Service[] {
   }
 }
 
-/** The lesson's service. */
-const DEFAULT: Service = { vip: '10.96.0.10', port: 80, proto: 'tcp', backends: [{ ip: '10.244.1.5', port: 8080, weight: 1 }] };
-
-function renderServices(list: ServiceEntry[], prev: Map<number, number>, elapsed: number): string[] {
-  const lines: string[] = [];
-  for (const s of list) {
-    const pps = rate(prev.get(s.id) ?? 0, s.packets, elapsed);
-    lines.push(`${formatServiceAddr(s).padEnd(24)} ${String(s.packets).padStart(10)} pkts ${String(s.bytes).padStart(12)} bytes ${formatRate(pps).padStart(8)} pkt/s`);
-    for (const b of s.backends) lines.push(`    → ${`${b.ip}:${b.port}`.padEnd(21)} weight ${String(b.weight).padStart(5)} ${(100 * b.share).toFixed(1).padStart(5)}% of new flows`);
-  }
-  return lines;
-}
+const DEFAULT = DEFAULT_SERVICE;
 
 let adopted: string[] = [];
 let dir = '';
@@ -167,24 +157,14 @@ await runLesson<Opts>({
   async run(ctx) {
     const maps = dataPlaneMaps(ctx.obj);
     const table = new ServiceTable(maps);
-    let prev = new Map<number, number>();
-    let last = performance.now();
+    // scripts/services.ts writes the same maps from another process: re-read them before each listing.
+    const monitor = new HitMonitor({
+      services: () => { table.refresh(); return table.list(); },
+      stats: () => readDnatStats(maps.stats),
+    });
     await pollEvery(ctx, ctx.opts.interval, () => {
-      const now = performance.now();
-      const elapsed = (now - last) / 1000;
-      last = now;
-      const list = table.list();
-      const stats = readDnatStats(maps.stats);
-      if (ctx.opts.json) {
-        ctx.out.line(JSON.stringify({ time: new Date().toISOString(), elapsed, services: list, stats }));
-      } else {
-        ctx.out.line(`${new Date().toISOString().slice(11, 19)}  ${list.length} service${list.length === 1 ? '' : 's'}, last ${elapsed.toFixed(1)} s`);
-        for (const l of renderServices(list, prev, elapsed)) ctx.out.line(l);
-        const reasons = DNAT_REASONS.filter((r) => stats[r] > 0).map((r) => `${r} ${stats[r]}`);
-        ctx.out.line(`packets: ${reasons.length ? reasons.join(', ') : 'none yet'}`);
-        ctx.out.line('');
-      }
-      prev = new Map(list.map((s) => [s.id, s.packets]));
+      const s = monitor.snapshot();
+      for (const l of ctx.opts.json ? [hitJson(s)] : renderHitTable(s)) ctx.out.line(l);
     });
   },
   summary(ctx) {
