@@ -33,7 +33,7 @@ import { startBackendServers, tcpExchange, type BackendServers } from '../src/la
 import { dnatLab, run, runNs, type DnatLab } from '../src/lab/index.js';
 import { addNs, delNs, sysctl, waitUp } from '../src/lab/netns.js';
 import { kernelTests, removePins } from './helpers/kernel.js';
-import { eventually, startLoader, stopAllLoaders, type LoaderProcess } from './helpers/loader.js';
+import { eventually, runServices, startLoader, stopAllLoaders, type LoaderProcess } from './helpers/loader.js';
 
 /** TCP and UDP checksum errors counted by a namespace's stack (/proc/net/snmp InCsumErrors). */
 async function csumErrors(ns: string): Promise<number> {
@@ -288,6 +288,75 @@ describe.skipIf(!kernelTests()).each(MODES)('xdp_dnat end to end in $mode mode: 
     } finally {
       await held.close();
     }
+  });
+
+  it('scripts/services.ts against the running loader\'s pins: add two weighted backends, list, change, remove; bad input is one line and changes nothing', async () => {
+    type Listed = { services: Array<{ service: string; backends: Array<{ backend: string; weight: number; share: number }>; packets: number }> };
+    const svc = '10.96.0.30:80/tcp';
+    const list = async (): Promise<Listed['services']> => {
+      const r = await runServices(['--pin-dir', dir, 'list', '--json']);
+      expect(r.stderr).toBe('');
+      expect(r.code).toBe(0);
+      return (JSON.parse(r.stdout) as Listed).services;
+    };
+    const before = await list();
+    expect(before.map((s) => s.service)).toContain(`${VIP}:80/tcp`);
+
+    const add = await runServices(['--pin-dir', dir, 'add', `${svc}=${BACKENDS[0]}:8080*1,${BACKENDS[1]}:8080*3`]);
+    expect(add.stderr).toBe('');
+    expect(add.code).toBe(0);
+    expect(add.stdout).toContain(`added ${svc}`);
+    const added = (await list()).find((s) => s.service === svc)!;
+    expect(added.backends.map((b) => [b.backend, b.weight])).toEqual([[`${BACKENDS[0]}:8080`, 1], [`${BACKENDS[1]}:8080`, 3]]);
+    expect(added.backends[0].share + added.backends[1].share).toBeCloseTo(1, 6);
+    expect(added.backends[0].share).toBeGreaterThan(0.2);
+    expect(added.backends[0].share).toBeLessThan(0.3);
+    const text = await runServices(['--pin-dir', dir, 'list']);
+    expect(text.stdout).toMatch(new RegExp(`→ ${BACKENDS[1].replace(/\./g, '\\.')}:8080 +weight +3 +share +7\\d\\.\\d%`));
+    // The running loader's data plane takes the new service at once: connections land on both backends.
+    const on = new Set<number>();
+    for (let i = 0; i < 12 && on.size < 2; i++) {
+      const t = await tcpExchange(lab.client, '10.96.0.30', 80, 1000);
+      expect(t).toMatchObject({ connected: true, peer: '10.96.0.30:80', same: true });
+      expect(await eventually(() => backendOf(t.local!) >= 0, 5000)).toBe(true);
+      on.add(backendOf(t.local!));
+    }
+    expect([...on].sort()).toEqual([0, 1]);
+
+    const change = await runServices(['--pin-dir', dir, 'change', `${svc}=${BACKENDS[2]}:8080`]);
+    expect(change.code).toBe(0);
+    expect((await list()).find((s) => s.service === svc)!.backends).toEqual([{ backend: `${BACKENDS[2]}:8080`, weight: 1, share: 1 }]);
+    const t = await tcpExchange(lab.client, '10.96.0.30', 80, 1000);
+    expect(t).toMatchObject({ connected: true, same: true });
+    expect(await eventually(() => backendOf(t.local!) === 2, 5000)).toBe(true);
+
+    // Bad input: one line on stderr, exit 1, and nothing written (not even the good spec before a bad one).
+    const shape = async () => JSON.stringify((await list()).map((s) => [s.service, s.backends]));
+    const state = await shape();
+    for (const args of [
+      ['add', '10.96.0.31:80/tcp=10.244.1.5:8080', '10.96.0.32:80/tcp=10.244.1.300:8080'],
+      ['add', `${svc}=${BACKENDS[0]}:8080`],
+      ['change', '10.96.0.33:80/tcp=10.244.1.5:8080'],
+      ['change', `${svc}=${BACKENDS[0]}:8080*70000`],
+      ['remove', '10.96.0.34:80/tcp'],
+      ['remove', '10.96.0.30:80/sctp'],
+    ]) {
+      const r = await runServices(['--pin-dir', dir, ...args]);
+      expect(r.code, args.join(' ')).toBe(1);
+      expect(r.stdout).toBe('');
+      expect(r.stderr).toMatch(/^error: [^\n]+\n$/);
+    }
+    expect(await shape()).toBe(state);
+
+    const stats = await runServices(['--pin-dir', dir, 'stats', '--json']);
+    expect(stats.code).toBe(0);
+    expect((JSON.parse(stats.stdout) as { stats: Record<string, number> }).stats.redirect).toBeGreaterThan(0);
+
+    const rm = await runServices(['--pin-dir', dir, 'remove', svc]);
+    expect(rm.code).toBe(0);
+    expect(rm.stdout).toBe(`removed ${svc}\n`);
+    expect((await list()).map((s) => s.service)).toEqual(before.map((s) => s.service));
+    expect((await tcpExchange(lab.client, '10.96.0.30', 80, 10, 1)).connected).toBe(false);
   });
 
   it('stopping with --pin-dir leaves everything attached; removing the pins detaches', async () => {
