@@ -5,8 +5,16 @@
  *   sudo npx tsx scripts/services.ts list [--json]
  *   sudo npx tsx scripts/services.ts add 10.96.0.11:53/udp=10.244.1.6:5353 [more...]
  *   sudo npx tsx scripts/services.ts change 10.96.0.11:53/udp=10.244.1.7:5353
+ *   sudo npx tsx scripts/services.ts set 10.96.0.11:53/udp=10.244.1.7:5353
  *   sudo npx tsx scripts/services.ts remove 10.96.0.11:53/udp [more...]
  *   sudo npx tsx scripts/services.ts stats [--json]
+ *
+ * Services are in the load balancer's text form (src/lb/model.ts):
+ * VIP:PORT/PROTO=IP:PORT[*WEIGHT],IP:PORT... `list` shows each service's
+ * backends with their weight and their share of the service's new flows.
+ * The writes go straight into the running loader's maps: new flows pick
+ * from the new backends at once, established connections keep theirs
+ * unless their backend was removed.
  *
  * Which loader: --pin-dir DIR (what the loader printed), or --iface NAME
  * (the loader's default directory for that interface in this network
@@ -18,9 +26,11 @@
  * (`| head -1`) ends it quietly with exit 0.
  */
 import { Command } from 'commander';
-import {
-  DNAT_REASONS, ServiceTable, findPinDir, formatBackend, formatService, formatServiceAddr, parseService, parseServiceAddr,
-} from '../src/lessons/xdp_dnat.js';
+import { DNAT_REASONS } from '../src/lessons/xdp_dnat.js';
+import { findPinDir } from '../src/lessons/xdp_dnat/pins.js';
+import { ServiceTable, type ServiceEntry } from '../src/lb/table.js';
+import { openPinnedStats, readDnatStats } from '../src/lb/dataplane.js';
+import { describeService, formatServiceAddr, parseService, parseServiceAddr } from '../src/lb/model.js';
 import { isRoot } from '../src/index.js';
 import { Output } from '../src/cli/output.js';
 
@@ -30,10 +40,14 @@ const print = (line: string) => out.line(line);
 
 interface Global { pinDir?: string; iface?: string }
 
-function open(cmd: Command): ServiceTable {
+function pinDir(cmd: Command): string {
   if (!isRoot()) throw new Error('opening pinned BPF maps needs root: run with sudo');
   const g = cmd.optsWithGlobals() as Global;
-  return ServiceTable.openPinned(findPinDir({ pinDir: g.pinDir, iface: g.iface }));
+  return findPinDir({ pinDir: g.pinDir, iface: g.iface });
+}
+
+function open(cmd: Command): ServiceTable {
+  return ServiceTable.openPinned(pinDir(cmd));
 }
 
 function withTable(cmd: Command, fn: (t: ServiceTable) => void): void {
@@ -48,35 +62,62 @@ const program = new Command('services')
   .exitOverride()
   .configureOutput({ writeOut: (s) => print(s.replace(/\n$/, '')), writeErr: (s) => process.stderr.write(s) });
 
-program.command('list').description('list services, their backends and hits')
+/** Services as list shows them: backends with weights and shares of the Maglev table. */
+const listed = (t: ServiceTable): ServiceEntry[] => t.list();
+
+const percent = (x: number) => `${(x * 100).toFixed(1)}%`;
+
+program.command('list').description('list services, their backends (weight, share of new flows) and hits')
   .option('--json', 'one JSON object', false)
   .action((o: { json: boolean }, cmd: Command) => withTable(cmd, (t) => {
-    const all = t.list();
+    const all = listed(t);
     if (o.json) {
-      print(JSON.stringify({ pinDir: t.pinDir, services: all.map((e) => ({ service: formatServiceAddr(e), backend: formatBackend(e.backend), packets: e.packets, bytes: e.bytes })) }));
+      print(JSON.stringify({
+        pinDir: t.pinDir,
+        services: all.map((e) => ({
+          service: formatServiceAddr(e), backends: e.backends.map((b) => ({ backend: `${b.ip}:${b.port}`, weight: b.weight, share: b.share })), packets: e.packets, bytes: e.bytes,
+        })),
+      }));
       return;
     }
     if (all.length === 0) print('no services');
-    for (const e of all) print(`${formatService(e).padEnd(45)} ${String(e.packets).padStart(10)} packets ${String(e.bytes).padStart(12)} bytes`);
+    for (const e of all) {
+      print(`${formatServiceAddr(e).padEnd(24)} ${String(e.packets).padStart(10)} packets ${String(e.bytes).padStart(12)} bytes`);
+      if (e.backends.length === 0) print('  (no backends: takes no new flows)');
+      for (const b of e.backends) print(`  → ${`${b.ip}:${b.port}`.padEnd(21)} weight ${String(b.weight).padStart(5)}  share ${percent(b.share).padStart(6)}`);
+    }
   }));
 
+/** Parses every spec first: one bad spec is one line and nothing is written. */
+const parseAll = (specs: string[]) => specs.map((spec) => parseService(spec));
+
 program.command('add').description('add services (each must be new)')
-  .argument('<spec...>', 'VIP:PORT/PROTO=BACKEND:PORT')
+  .argument('<spec...>', 'VIP:PORT/PROTO=IP:PORT[*WEIGHT],...')
   .action((specs: string[], _o: unknown, cmd: Command) => {
-    const svcs = specs.map(parseService);
+    const svcs = parseAll(specs);
     withTable(cmd, (t) => {
       t.write(svcs, 'add');
-      for (const s of svcs) print(`added ${formatService(s)}`);
+      for (const s of svcs) print(`added ${describeService(s)}`);
     });
   });
 
 program.command('change').description("change services' backends (each must exist)")
-  .argument('<spec...>', 'VIP:PORT/PROTO=BACKEND:PORT')
+  .argument('<spec...>', 'VIP:PORT/PROTO=IP:PORT[*WEIGHT],...')
   .action((specs: string[], _o: unknown, cmd: Command) => {
-    const svcs = specs.map(parseService);
+    const svcs = parseAll(specs);
     withTable(cmd, (t) => {
       t.write(svcs, 'change');
-      for (const s of svcs) print(`changed ${formatService(s)}`);
+      for (const s of svcs) print(`changed ${describeService(s)}`);
+    });
+  });
+
+program.command('set').description('add or change services')
+  .argument('<spec...>', 'VIP:PORT/PROTO=IP:PORT[*WEIGHT],...')
+  .action((specs: string[], _o: unknown, cmd: Command) => {
+    const svcs = parseAll(specs);
+    withTable(cmd, (t) => {
+      t.write(svcs, 'set');
+      for (const s of svcs) print(`set ${describeService(s)}`);
     });
   });
 
@@ -92,14 +133,20 @@ program.command('remove').description('remove services (each must exist)')
 
 program.command('stats').description('packets by reason (forwarded, passed, dropped), summed over CPUs')
   .option('--json', 'one JSON object', false)
-  .action((o: { json: boolean }, cmd: Command) => withTable(cmd, (t) => {
-    const s = t.stats();
-    if (o.json) {
-      print(JSON.stringify({ pinDir: t.pinDir, stats: s }));
-      return;
+  .action((o: { json: boolean }, cmd: Command) => {
+    const dir = pinDir(cmd);
+    const stats = openPinnedStats(dir);
+    try {
+      const s = readDnatStats(stats);
+      if (o.json) {
+        print(JSON.stringify({ pinDir: dir, stats: s }));
+        return;
+      }
+      for (const r of DNAT_REASONS) print(`${r.padEnd(18)} ${s[r]}`);
+    } finally {
+      stats.close();
     }
-    for (const r of DNAT_REASONS) print(`${r.padEnd(18)} ${s[r]}`);
-  }));
+  });
 
 let status = 0;
 try {

@@ -6,6 +6,7 @@
 import { unlinkSync } from 'node:fs';
 import { bpf } from './ffi/libbpf.js';
 import { closeFd } from './ffi/sys.js';
+import { lastErrno } from './ffi/native.js';
 import { LinkInfoHead, sizeOf } from './ffi/structs.js';
 import { BpfError, Errno } from './errors.js';
 import { linkTypeName } from './kinds.js';
@@ -42,7 +43,7 @@ export class Link implements Attachment {
    * fd (default: close(2)); links libbpf made are released by libbpf, which
    * also frees what it allocated for them.
    */
-  constructor(fd: number, readonly description: string, private readonly onDetach?: () => void, release?: (fd: number) => void) {
+  constructor(fd: number, public description: string, private readonly onDetach?: () => void, release?: (fd: number) => void) {
     this.#fd = fd;
     this.#release = release ?? closeFd;
   }
@@ -79,6 +80,63 @@ export class Link implements Attachment {
     const r = bpf.obj_pin(this.#fd, path);
     if (r < 0) throw new BpfError(`pin link ${this.description} at ${path}`, -r);
     this.#pinned = path;
+  }
+
+  /**
+   * Opens a link pinned at `path` (by this or an earlier process): the
+   * program stays attached however this Link ends unless detach() is
+   * called. Returns undefined when nothing is pinned there. Throws a
+   * BpfError for any other failure (EINVAL: not a link).
+   */
+  static openPinned(path: string, description: string): Link | undefined {
+    const fd = bpf.obj_get(path);
+    if (fd < 0) {
+      const e = lastErrno();
+      if (e === Errno.ENOENT) return undefined;
+      throw new BpfError(`open link pinned at ${path}`, e);
+    }
+    const l = new Link(fd, description);
+    l.#pinned = path;
+    try {
+      l.info();
+    } catch (e) {
+      l.#pinned = undefined;
+      closeFd(fd);
+      l.#fd = -1;
+      throw new BpfError(`open link pinned at ${path}`, Errno.EINVAL, 'not a bpf_link');
+    }
+    return l;
+  }
+
+  /** Where this link is pinned, or undefined. */
+  get pinnedAt(): string | undefined {
+    return this.#pinned;
+  }
+
+  /**
+   * Replaces the attached program in place, atomically (BPF_LINK_UPDATE,
+   * kernel >= 5.7; XDP links 5.9, TCX 6.6): no packet sees the hook empty.
+   * The new program must be of the same type and attach type. Throws a
+   * BpfError (EBADF once detached, EINVAL for another program type).
+   */
+  update(progFd: number, description?: string): void {
+    if (this.#fd < 0) throw new BpfError(`update link ${this.description}`, Errno.EBADF, 'link is detached');
+    const r = bpf.link_update(this.#fd, progFd, null);
+    if (r < 0) throw new BpfError(`update link ${this.description}`, -r);
+    if (description !== undefined) this.description = description;
+  }
+
+  /**
+   * Closes this process's fd without detaching: a pinned link stays
+   * attached (an unpinned one is detached by the kernel when its last fd
+   * closes). Safe to call twice, and after detach().
+   */
+  release(): void {
+    if (this.#fd < 0) return;
+    const fd = this.#fd;
+    this.#fd = -1;
+    this.#pinned = undefined;
+    this.#release(fd);
   }
 
   /** Removes the pin made by pin(); safe to call when not pinned. */

@@ -435,6 +435,23 @@ export class BpfMap<K, V> extends MapBase<K, V> {
     if (r < 0) throw new BpfError(`batch update map ${this.name}`, -r, -r === Errno.E2BIG ? `map is full (${this.maxEntries} entries)` : undefined);
     return count[0];
   }
+
+  /**
+   * Writes `count` entries already encoded back to back in `keys` and
+   * `values` (keySize and valueSize bytes each) with one
+   * BPF_MAP_UPDATE_BATCH: for callers that build big batches in place
+   * instead of as objects. Returns how many were written. Throws a
+   * BpfError (E2BIG when the map fills up), a RangeError when the buffers
+   * are too small for `count`.
+   */
+  updateBatchRaw(keys: Buffer, values: Buffer, count: number): number {
+    if (count === 0) return 0;
+    if (keys.length < count * this.keySize || values.length < count * this.valueSize) throw new RangeError(`batch update map ${this.name}: buffers too small for ${count} entries`);
+    const n = new Uint32Array([count]);
+    const r = bpf.map_update_batch(this.fd, keys, values, n, { sz: sizeOf(MapBatchOpts), elem_flags: 0, flags: 0 });
+    if (r < 0) throw new BpfError(`batch update map ${this.name}`, -r, -r === Errno.E2BIG ? `map is full (${this.maxEntries} entries)` : undefined);
+    return n[0];
+  }
 }
 
 /** A per-CPU map: every key holds one value per possible CPU. */
@@ -466,6 +483,20 @@ export class PerCpuMap<K, V> extends MapBase<K, V> {
     if (fd < 0) throw bpfCallError(`open pinned map ${path}`, -fd || lastErrno());
     try {
       return new PerCpuMap({ fd, name: '', owned: true }, keyCodec, valueCodec);
+    } catch (e) {
+      closeFd(fd);
+      throw e;
+    }
+  }
+
+  /** Creates a standalone per-CPU map (not from an object): `opts.type` a per-CPU type (PERCPU_HASH, PERCPU_ARRAY, ...). Throws a BpfError, or a TypeError for a type that is not per-CPU. */
+  static create<K, V>(opts: { type: number; name?: string; maxEntries: number }, keyCodec: Codec<K>, valueCodec: Codec<V>): PerCpuMap<K, V> {
+    if (!isCodec(keyCodec) || !isCodec(valueCodec)) throw new TypeError(`create map ${opts.name ?? ''}: pass a key codec and a value codec (they give the map's key and value sizes)`.replace(' :', ':'));
+    if (!PERCPU_TYPES.has(opts.type)) throw new TypeError(`create map ${opts.name ?? ''}: ${mapTypeName(opts.type)} is not a per-CPU type: use BpfMap.create`.replace(' :', ':'));
+    const fd = bpf.map_create(opts.type, opts.name ?? null, keyCodec.size, valueCodec.size, opts.maxEntries, null);
+    if (fd < 0) throw bpfCallError(`create map ${opts.name ?? ''}`.trim(), -fd);
+    try {
+      return new PerCpuMap({ fd, name: opts.name ?? '', owned: true }, keyCodec, valueCodec);
     } catch (e) {
       closeFd(fd);
       throw e;

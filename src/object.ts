@@ -10,14 +10,14 @@ import { bpfl, objectOpenOpts } from './ffi/loading.js';
 import { ensureBpffs } from './bpffs.js';
 import { elementAt, parseVarPath, writeValue, type GlobalValue } from './varset.js';
 import { lastErrno } from './ffi/native.js';
-import { isRoot } from './ffi/sys.js';
+import { closeFd, isRoot } from './ffi/sys.js';
 import { takeLibbpfWarnings } from './ffi/log.js';
 import { BpfError, Errno, NEEDS_PRIVILEGE, VerifierError, bpfCallError } from './errors.js';
 import { errnoMessage } from './ffi/errno.js';
 import { Program } from './program.js';
 import { progTypeName } from './kinds.js';
 import { probeBpfLsm } from './features.js';
-import { BpfMap, PerCpuMap, mapTypeName } from './map.js';
+import { BpfMap, PerCpuMap, mapInfoByFd, mapTypeName } from './map.js';
 import type { Codec } from './codec.js';
 import { Btf } from './btf/btf.js';
 import type { BtfValue } from './btf/codec.js';
@@ -155,6 +155,39 @@ export class BpfObject {
     const r = bpf.map_set_max_entries(this.#map(mapName), n);
     if (r < 0) throw new BpfError(`resize map ${mapName} to ${n}`, -r);
     return this;
+  }
+
+  /**
+   * Makes map `mapName` use the map pinned at `path` instead of creating a
+   * new one at load (bpf_map__reuse_fd): the state a previous instance left
+   * pinned is adopted as it is, entries and size (its max_entries replaces
+   * the object's). Returns false, changing nothing, when nothing is pinned
+   * there. Throws a BpfError: EBUSY after load, EINVAL when the pinned map's
+   * type, key or value size differ from the object's (another layout:
+   * adopting it would misread every entry), or the kernel's error.
+   */
+  reusePinnedMap(mapName: string, path: string): boolean {
+    const op = `adopt map ${mapName} from ${path}`;
+    if (this.#loaded) throw new BpfError(op, Errno.EBUSY, 'object is already loaded');
+    const m = this.#map(mapName);
+    const fd = bpf.obj_get(path);
+    if (fd < 0) {
+      const e = lastErrno();
+      if (e === Errno.ENOENT) return false;
+      throw new BpfError(op, e);
+    }
+    try {
+      const info = mapInfoByFd(fd, path);
+      const want = { type: bpf.map_type(m), keySize: bpf.map_key_size(m), valueSize: bpf.map_value_size(m) };
+      if (info.type !== want.type || info.keySize !== want.keySize || info.valueSize !== want.valueSize) {
+        throw new BpfError(op, Errno.EINVAL, `the pinned map is a ${info.typeName} of ${info.keySize}-byte keys and ${info.valueSize}-byte values, the object's a ${mapTypeName(want.type)} of ${want.keySize} and ${want.valueSize}: another layout (remove the pin to start afresh)`);
+      }
+      const r = bpf.map_reuse_fd(m, fd);
+      if (r < 0) throw new BpfError(op, -r);
+      return true;
+    } finally {
+      closeFd(fd); // libbpf keeps its own duplicate
+    }
   }
 
   /**

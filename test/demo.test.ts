@@ -79,6 +79,9 @@ describe.skipIf(!kernelTests())('the demo (npm start) leaves nothing however it 
     const d = startDemo();
     expect(await d.exited).toEqual({ code: 0, signal: null });
     expect(d.stdout()).toMatch(/✓ TCP data both ways[\s\S]*loader stopped: programs detached, pins removed\n {2}lab dnatdemo removed\ndone\n$/);
+    // Two backends behind the VIP; after one is removed every new connection goes to the other.
+    expect(d.stdout()).toMatch(/✓ 8 more connections, spread by Maglev over the 5-tuples: \d on 10\.244\.1\.5:8080, \d on 10\.244\.1\.6:8080\n/);
+    expect(d.stdout()).toContain('✓ 8 new connections: 8 on 10.244.1.5:8080, 0 on 10.244.1.6:8080\n');
     expect(d.stderr()).toBe('');
     expect(await leftAfter()).toEqual([]);
   });
@@ -95,7 +98,7 @@ describe.skipIf(!kernelTests())('the demo (npm start) leaves nothing however it 
   it.each([
     ['SIGTERM', 'loader: Ctrl-C to stop', 143],
     ['SIGHUP', 'loader: Ctrl-C to stop', 129],
-    ['SIGINT', '[2/7] build the lab', 130],
+    ['SIGINT', '[2/8] build the lab', 130],
   ] as const)('on %s (after "%s") tears down and exits %i', async (sig, after, code) => {
     const d = startDemo();
     await d.waitFor(after);

@@ -9,9 +9,12 @@
  */
 import { createSocket } from 'node:dgram';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BpfError, BpfObject, PerCpuMap, attachTc, probeTcx, queryXdp, u32, u64 } from '../src/index.js';
+import { BpfError, BpfObject, attachTc, probeTcx, queryXdp } from '../src/index.js';
 import { ensureObject } from '../src/cli/build.js';
-import { DNAT_REASONS, MAPS, PROGRAMS, REPLY_TC_SLOT, ServiceTable } from '../src/lessons/xdp_dnat.js';
+import { PROGRAMS, REPLY_TC_SLOT } from '../src/lessons/xdp_dnat.js';
+import { defaultPinDir } from '../src/lessons/xdp_dnat/pins.js';
+import { closeDataPlaneMaps, dataPlaneMaps, openPinnedDataPlane, readDnatStats, type DataPlaneMaps } from '../src/lb/dataplane.js';
+import { parseIpv4 } from '../src/codec.js';
 import { pairLab, run, type PairLab } from '../src/lab/index.js';
 import { featureTests, kernelTests, removePins } from './helpers/kernel.js';
 
@@ -23,22 +26,22 @@ import { featureTests, kernelTests, removePins } from './helpers/kernel.js';
 const TCX = featureTests(probeTcx, [6, 6]);
 import { eventually, startLoader, stopAllLoaders } from './helpers/loader.js';
 
-const REWRITTEN = DNAT_REASONS.indexOf('reply_rewritten');
 
 describe.skipIf(!kernelTests())('TC attach and detach', () => {
   let lab: PairLab;
   let obj: BpfObject;
-  let table: ServiceTable;
-  let stats: PerCpuMap<number, number>;
+  let maps: DataPlaneMaps;
+  const rewritten = (m: DataPlaneMaps) => readDnatStats(m.stats).reply_rewritten;
+  /** A reverse connection entry: datagrams hostIp:7777 → peerIp:9999 look like replies of service 10.96.0.50:9. */
+  const replyEntry = (m: DataPlaneMaps) => m.conntrackRev.set(
+    { saddr: parseIpv4(lab.hostIp), daddr: parseIpv4(lab.peerIp), sport: srcPort, dport: 9999, proto: 17 }, { vip: parseIpv4('10.96.0.50'), vport: 9 });
   const srcPort = 7777;
 
   beforeAll(async () => {
     lab = await pairLab('tct');
     obj = BpfObject.load(ensureObject('xdp_dnat'));
-    table = ServiceTable.fromObject(obj);
-    // Datagrams from hostIp:7777 look like replies of this service's backend: the egress program rewrites them.
-    table.set({ vip: '10.96.0.50', port: 9, proto: 'udp', backend: { ip: lab.hostIp, port: srcPort } });
-    stats = obj.perCpuMap(MAPS.stats, u32, u64);
+    maps = dataPlaneMaps(obj);
+    replyEntry(maps);
   });
   afterAll(async () => {
     await stopAllLoaders();
@@ -58,11 +61,11 @@ describe.skipIf(!kernelTests())('TC attach and detach', () => {
   }
   /** How many datagrams the egress program rewrote after sending `n` (waiting up to 2 s for `expected` of them). */
   async function rewrittenBy(n: number, expected = n): Promise<number> {
-    const before = stats.sum(REWRITTEN);
+    const before = rewritten(maps);
     await send(n);
-    if (expected > 0) await eventually(() => stats.sum(REWRITTEN) - before >= expected, 2000);
+    if (expected > 0) await eventually(() => rewritten(maps) - before >= expected, 2000);
     await new Promise((r) => setTimeout(r, 150));
-    return stats.sum(REWRITTEN) - before;
+    return rewritten(maps) - before;
   }
 
   it.runIf(TCX)('a TCX link runs the program on egress and leaves the qdiscs alone', async () => {
@@ -180,25 +183,27 @@ describe.skipIf(!kernelTests())('TC attach and detach', () => {
 
   // A clsact filter is not a link: it outlives a SIGKILLed loader (the loader removes it on any other exit).
   it.runIf(TCX)('a loader killed with SIGKILL leaves no TCX link and no XDP program attached', async () => {
-    const dir = '/sys/fs/bpf/libbpf-ts/xdp_dnat/test-tct';
+    const dir = defaultPinDir(lab.hostIf); // the throwaway pins: a SIGKILL leaves them, but no link
     removePins(dir);
     const before = await qdiscs();
-    const l = startLoader('xdp_dnat', [lab.hostIf, '--tc', 'tcx', '--pin-dir', dir, '--service', `10.96.0.50:9/udp=${lab.hostIp}:${srcPort}`]);
+    const l = startLoader('xdp_dnat', [lab.hostIf, '--tc', 'tcx', '--service', `10.96.0.50:9/udp=${lab.hostIp}:${srcPort}`]);
     try {
       await l.waitFor('Ctrl-C to stop');
       expect(l.stderr()).toContain(`attached tc egress tc_dnat_reply on ${lab.hostIf} (tcx link)`);
-      const pinned = PerCpuMap.openPinned(`${dir}/${MAPS.stats}`, u32, u64);
+      const pinnedMaps = openPinnedDataPlane(dir);
+      replyEntry(pinnedMaps);
+      const pinned = { sum: () => rewritten(pinnedMaps), close: () => closeDataPlaneMaps(pinnedMaps) };
       try {
-        const c0 = pinned.sum(REWRITTEN);
+        const c0 = pinned.sum();
         await send(3);
-        expect(await eventually(() => pinned.sum(REWRITTEN) - c0 === 3, 3000)).toBe(true);
+        expect(await eventually(() => pinned.sum() - c0 === 3, 3000)).toBe(true);
         l.kill('SIGKILL');
         expect((await l.exited).signal).toBe('SIGKILL');
         expect(queryXdp(lab.hostIf)).toEqual([]);
-        const c1 = pinned.sum(REWRITTEN);
+        const c1 = pinned.sum();
         await send(3);
         await new Promise((r) => setTimeout(r, 300));
-        expect(pinned.sum(REWRITTEN)).toBe(c1); // nothing runs on egress any more
+        expect(pinned.sum()).toBe(c1); // nothing runs on egress any more
         expect(await qdiscs()).toBe(before);
       } finally {
         pinned.close();

@@ -1,35 +1,39 @@
 /**
- * xdp_dnat end to end, the way a user runs it: a three-namespace lab
- * (client -- load balancer -- backend), the loader on the load balancer's
- * client-facing interface (entered with nsenter --net, so its pins are
- * visible here), echo servers on the backend, real connections from the
- * client to the VIPs:
- * - TCP through 10.96.0.10:80 completes, data goes both ways, the client's
- *   socket sees the VIP as its peer, the backend sees the client's address;
- * - a UDP service added with scripts/services.ts while the loader runs
- *   answers, and stops answering once removed; the same for a TCP service
- *   added through the API;
- * - with transmit checksum offload off on client and backend, the receiving
- *   kernels verify every checksum our programs changed (veth otherwise
- *   carries partial checksums nobody checks): connections still work, the
- *   XDP fast path (redirect) and the reply path did the work, and no
- *   checksum error is counted;
- * - Ctrl-C detaches everything and removes the pins.
+ * xdp_dnat end to end, the way a user runs it: a lab of a client, the load
+ * balancer and three backend namespaces (dnatLab's backend plus two this
+ * file adds), the loader on the load balancer's client-facing interface
+ * (entered with nsenter --net, so its pins are visible here), echo servers
+ * on every backend, real connections from the client to the VIPs:
+ * - the lesson's default run (10.96.0.10:80/tcp → 10.244.1.5:8080) works
+ *   and Ctrl-C detaches everything and removes the pins;
+ * - many TCP connections to one VIP spread over all three backends; one
+ *   backend is removed while they are open: the connections to the other
+ *   two keep exchanging data;
+ * - two services sharing one backend address both answer with their own VIP;
+ * - the loader is restarted with --pin-dir in the middle of a TCP exchange:
+ *   the new one adopts the maps and swaps its programs into the pinned links
+ *   in place, and the exchange completes;
+ * - with transmit checksum offload off, the receiving kernels verify every
+ *   checksum the programs changed.
  * All of it in skb mode (the default) and in native mode. Native mode on
- * veth needs two things of the lab: GRO on the veth the redirect lands in
- * (the backend's eth0, which dnatLab turns on: without it the kernel drops
- * redirected frames silently), and full checksums from the client
- * (`ethtool -K eth0 tx off`: XDP cannot complete a partial checksum).
+ * veth needs GRO on the veth the redirect lands in (each backend's eth0:
+ * without it the kernel drops redirected frames silently), and full
+ * checksums from the client (`ethtool -K eth0 tx off`: XDP cannot complete
+ * a partial checksum).
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ServiceTable, formatService, parseService, type DnatStats } from '../src/lessons/xdp_dnat.js';
-import { startBackendServers, tcpExchange, udpExchange, type BackendServers } from '../src/lab/index.js';
+import { Link } from '../src/link.js';
+import { LB_LINKS, closeDataPlaneMaps, openPinnedDataPlane, readDnatStats, type DataPlaneMaps } from '../src/lb/dataplane.js';
+import { ServiceTable } from '../src/lb/table.js';
+import { parseService } from '../src/lb/model.js';
+import { startBackendServers, tcpExchange, type BackendServers } from '../src/lab/index.js';
 import { dnatLab, run, runNs, type DnatLab } from '../src/lab/index.js';
+import { addNs, delNs, sysctl, waitUp } from '../src/lab/netns.js';
 import { kernelTests, removePins } from './helpers/kernel.js';
-import { REPO_ROOT } from '../src/cli/build.js';
-import { runServices, startLoader, stopAllLoaders, type LoaderProcess } from './helpers/loader.js';
+import { eventually, runServices, startLoader, stopAllLoaders, type LoaderProcess } from './helpers/loader.js';
 
 /** TCP and UDP checksum errors counted by a namespace's stack (/proc/net/snmp InCsumErrors). */
 async function csumErrors(ns: string): Promise<number> {
@@ -42,136 +46,326 @@ async function csumErrors(ns: string): Promise<number> {
   return total;
 }
 
+/** A client holding `n` TCP connections open, exchanging data on all of them on request. */
+const HELD = `
+import socket,sys,json,os,time
+ip,port,n=sys.argv[1],int(sys.argv[2]),int(sys.argv[3])
+socks=[]
+for i in range(n):
+  s=socket.socket(); s.settimeout(3); s.connect((ip,port)); socks.append(s)
+print(json.dumps({'locals':['%s:%d'%s.getsockname() for s in socks],'peers':['%s:%d'%s.getpeername() for s in socks]}),flush=True)
+alive=[True]*n
+for line in sys.stdin:
+  a=line.split()
+  if not a or a[0]=='q': break
+  rounds,size,pause=int(a[0]),int(a[1]),float(a[2])
+  for r in range(rounds):
+    for i,s in enumerate(socks):
+      if not alive[i]: continue
+      try:
+        d=os.urandom(size); s.sendall(d); got=b''
+        while len(got)<size:
+          x=s.recv(65536)
+          if not x: raise OSError('closed')
+          got+=x
+        if got!=d: raise OSError('differs')
+      except OSError:
+        alive[i]=False
+    time.sleep(pause)
+  print(json.dumps({'ok':alive}),flush=True)
+`;
+
+interface Held {
+  locals: string[];
+  peers: string[];
+  /** `rounds` exchanges of `size` bytes on every live connection, `pause` s apart: which connections are still fine. */
+  exchange(rounds: number, size: number, pause: number): Promise<boolean[]>;
+  close(): Promise<void>;
+}
+
+async function holdConnections(ns: string, ip: string, port: number, n: number): Promise<Held> {
+  const child: ChildProcess = spawn('ip', ['netns', 'exec', ns, 'python3', '-c', HELD, ip, String(port), String(n)], { stdio: ['pipe', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stdout!.setEncoding('utf8').on('data', (d: string) => { out += d; });
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => { err += d; });
+  child.stdin!.on('error', () => { /* gone */ });
+  const exited = new Promise<void>((resolve) => child.on('close', () => resolve()));
+  let consumed = 0;
+  const nextLine = () => new Promise<string>((resolve, reject) => {
+    const t0 = Date.now();
+    const tick = () => {
+      const nl = out.indexOf('\n', consumed);
+      if (nl >= 0) { const l = out.slice(consumed, nl); consumed = nl + 1; return resolve(l); }
+      if (child.exitCode !== null) return reject(new Error(`held connections: ${err.trim().split('\n').pop() ?? 'exited'}`));
+      if (Date.now() - t0 > 60_000) return reject(new Error('held connections: no answer in 60 s'));
+      setTimeout(tick, 20);
+    };
+    tick();
+  });
+  const first = JSON.parse(await nextLine()) as { locals: string[]; peers: string[] };
+  return {
+    ...first,
+    async exchange(rounds, size, pause) {
+      child.stdin!.write(`${rounds} ${size} ${pause}\n`);
+      return (JSON.parse(await nextLine()) as { ok: boolean[] }).ok;
+    },
+    async close() {
+      child.stdin!.end('q\n');
+      const t = setTimeout(() => child.kill('SIGKILL'), 3000);
+      await exited;
+      clearTimeout(t);
+    },
+  };
+}
+
 const MODES = [
-  { mode: 'skb', tag: 'xdnate2e', dir: '/sys/fs/bpf/libbpf-ts/xdp_dnat/test-e2e' },
-  { mode: 'native', tag: 'xdnatnat', dir: '/sys/fs/bpf/libbpf-ts/xdp_dnat/test-e2e-native' },
+  { mode: 'skb', tag: 'xdlbdps' },
+  { mode: 'native', tag: 'xdlbdpn' },
 ] as const;
 
-describe.skipIf(!kernelTests()).each(MODES)('xdp_dnat end to end in $mode mode: client -- load balancer -- backend', ({ mode, tag, dir }) => {
+const VIP = '10.96.0.10';
+const BACKENDS = ['10.244.1.5', '10.244.2.5', '10.244.3.5'];
+
+describe.skipIf(!kernelTests()).each(MODES)('xdp_dnat end to end in $mode mode: client -- load balancer -- three backends', ({ mode, tag }) => {
   let lab: DnatLab;
-  let servers: BackendServers;
+  const extra: string[] = [];
+  const servers: BackendServers[] = [];
+  const dir = `/sys/fs/bpf/libbpf-ts/xdp_dnat/test-${tag}`;
   let loader: LoaderProcess;
-  let table: ServiceTable;
+  let maps: DataPlaneMaps | undefined;
+
+  const startLb = async (args: string[]) => {
+    const l = startLoader('xdp_dnat', [lab.lbClientIf, '--mode', mode, '--interval', '1', ...args], { prefix: ['nsenter', `--net=/run/netns/${lab.lb}`] });
+    await l.waitFor('Ctrl-C to stop', 60_000);
+    return l;
+  };
 
   beforeAll(async () => {
     removePins(dir);
     lab = await dnatLab(tag);
-    // XDP cannot complete the partial checksums of a local sender: in native mode the client must send full ones.
+    // Two more backends: lbts-<tag>-be2 (10.244.2.5 behind lb2) and -be3 (10.244.3.5 behind lb3).
+    for (const i of [2, 3]) {
+      const ns = `${lab.backend.replace(/-backend$/, '')}-be${i}`;
+      extra.push(ns);
+      await delNs(ns);
+      await addNs(ns);
+      await run(['ip', '-n', ns, 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', `lb${i}`, 'netns', lab.lb]);
+      await sysctl(lab.lb, { [`net.ipv4.conf.lb${i}.rp_filter`]: 0, [`net.ipv6.conf.lb${i}.disable_ipv6`]: 1 });
+      await sysctl(ns, { 'net.ipv6.conf.eth0.disable_ipv6': 1 });
+      await run(['ip', '-n', lab.lb, 'addr', 'add', `10.244.${i}.1/24`, 'dev', `lb${i}`]);
+      await run(['ip', '-n', ns, 'addr', 'add', `10.244.${i}.5/24`, 'dev', 'eth0']);
+      await run(['ip', '-n', lab.lb, 'link', 'set', 'dev', `lb${i}`, 'up']);
+      await run(['ip', '-n', ns, 'link', 'set', 'dev', 'eth0', 'up']);
+      await runNs(ns, ['ethtool', '-K', 'eth0', 'gro', 'on']); // native XDP redirects land here: see the header
+      await run(['ip', '-n', ns, 'route', 'add', 'default', 'via', `10.244.${i}.1`]);
+      await waitUp(ns, ['eth0']);
+    }
     if (mode === 'native') await runNs(lab.client, ['ethtool', '-K', lab.clientIf, 'tx', 'off']);
-    servers = await startBackendServers(lab.backend, lab.backendIp, [8080, 8081], [5353]);
-    loader = startLoader('xdp_dnat', [lab.lbClientIf, '--mode', mode, '--pin-dir', dir, '--interval', '1'], { prefix: ['nsenter', `--net=/run/netns/${lab.lb}`] });
-    await loader.waitFor('Ctrl-C to stop', 60_000);
-    table = ServiceTable.openPinned(dir);
+    const nss = [lab.backend, ...extra];
+    for (let i = 0; i < 3; i++) servers.push(await startBackendServers(nss[i], BACKENDS[i], [8080, 8081], [5353]));
   });
   afterAll(async () => {
-    table?.close();
+    if (maps) closeDataPlaneMaps(maps);
     await stopAllLoaders();
-    await servers?.stop();
+    for (const s of servers) await s.stop();
+    for (const ns of extra) await delNs(ns);
     await lab?.down();
     removePins(dir);
   });
 
-  const stats = () => table.stats();
-  const grew = (a: DnatStats, b: DnatStats, k: keyof DnatStats) => b[k] - a[k];
+  /**
+   * Which backend (index) saw the client's `local` address:port on `port`.
+   * Searched in the whole output: the servers' threads print concurrently,
+   * and Python's print() may put two records on one line.
+   */
+  const backendOf = (local: string, port = 8080) => {
+    const re = new RegExp(`tcp ${port} ${local.replace(/\./g, '\\.')}(?!\\d)`);
+    return servers.findIndex((s) => re.test(s.seen().join('\n')));
+  };
 
-  it('starts with the lesson service and says what it attached and pinned', () => {
-    const err = loader.stderr();
-    expect(err).toContain('\nservice 10.96.0.10:80/tcp → 10.244.1.5:8080\n');
-    expect(err).toContain(`attached xdp xdp_dnat on ${lab.lbClientIf} (${mode} mode)`);
-    expect(err).toMatch(new RegExp(`attached tc egress tc_dnat_reply on ${lab.lbClientIf} \\((tcx link|clsact.*)\\)`));
-    expect(err).toContain(`pinned maps at ${dir}`);
-    expect(table.list().map(formatService)).toEqual(['10.96.0.10:80/tcp → 10.244.1.5:8080']);
+  it('the lesson\'s default run works, and Ctrl-C detaches everything and removes the pins', async () => {
+    const l = await startLb([]);
+    expect(l.stderr()).toContain('\nservice 10.96.0.10:80/tcp → 10.244.1.5:8080\n');
+    expect(l.stderr()).toContain(`attached xdp xdp_dnat on ${lab.lbClientIf} (${mode} mode)`);
+    const pinned = /pinned maps at (\S+)/.exec(l.stderr())![1];
+    expect(existsSync(join(pinned, 'service_map'))).toBe(true);
+    const t = await tcpExchange(lab.client, VIP, 80, 100_000);
+    expect(t).toMatchObject({ connected: true, peer: `${VIP}:80`, received: 100_000, same: true });
+    expect(await eventually(() => backendOf(t.local!) === 0, 5000)).toBe(true);
+    const r = await l.stop('SIGINT');
+    expect(r.code).toBe(0);
+    expect(l.stderr()).toMatch(/detached\n$/);
+    expect(existsSync(pinned)).toBe(false);
+    expect((await run(['ip', '-n', lab.lb, '-d', 'link', 'show', 'dev', lab.lbClientIf])).stdout).not.toMatch(/prog\/xdp/);
+    expect((await tcpExchange(lab.client, VIP, 80, 10, 1)).connected).toBe(false);
   });
 
-  it('prints a services command that runs as pasted (from where the loader ran)', () => {
-    const hint = /pinned maps at \S+ \(list services: (.*)\)\n/.exec(loader.stderr())?.[1];
-    expect(hint).toBeDefined();
-    const r = spawnSync('sh', ['-c', hint!], { cwd: REPO_ROOT, encoding: 'utf8', timeout: 60_000 });
-    expect(r.stderr).toBe('');
-    expect(r.status).toBe(0);
-    expect(r.stdout).toMatch(/^10\.96\.0\.10:80\/tcp → 10\.244\.1\.5:8080 /);
+  it('spreads many connections over three backends; removing one keeps the others\' connections exchanging data', async () => {
+    loader = await startLb(['--pin-dir', dir,
+      '--service', `${VIP}:80/tcp=${BACKENDS.map((b) => `${b}:8080`).join(',')}`,
+      '--service', '10.96.0.20:80/tcp=10.244.1.5:8081', '--service', '10.96.0.21:80/tcp=10.244.1.5:8081']);
+    maps = openPinnedDataPlane(dir);
+    const held = await holdConnections(lab.client, VIP, 80, 30);
+    try {
+      expect(held.peers.every((p) => p === `${VIP}:80`)).toBe(true);
+      // The servers print each accepted connection: wait until all are printed.
+      const allSeen = await eventually(() => held.locals.every((l) => backendOf(l) >= 0), 5000);
+      expect(allSeen).toBe(true);
+      const on = held.locals.map((l) => backendOf(l));
+      for (const b of [0, 1, 2]) expect(on.filter((x) => x === b).length, `connections on backend ${b}`).toBeGreaterThan(0);
+      expect(await held.exchange(3, 2000, 0.05)).toEqual(on.map(() => true));
+      // Remove 10.244.2.5: the desired state without it, applied through the pinned maps (adopted by the table).
+      const table = new ServiceTable(maps);
+      const r = table.apply([
+        parseService(`${VIP}:80/tcp=${BACKENDS[0]}:8080,${BACKENDS[2]}:8080`),
+        parseService('10.96.0.20:80/tcp=10.244.1.5:8081'), parseService('10.96.0.21:80/tcp=10.244.1.5:8081'),
+      ]);
+      expect(r).toMatchObject({ servicesChanged: 1, servicesUnchanged: 2, backendsRemoved: 1 });
+      const before = readDnatStats(maps.stats);
+      const ok = await held.exchange(5, 2000, 0.05);
+      on.forEach((b, i) => { if (b !== 1) expect(ok[i], `connection ${held.locals[i]} on backend ${b}`).toBe(true); });
+      // The removed backend's connections were re-picked (and refused by their new backend).
+      expect(readDnatStats(maps.stats).conn_reselect - before.conn_reselect).toBeGreaterThan(0);
+      // New connections avoid it.
+      for (let i = 0; i < 6; i++) {
+        const t = await tcpExchange(lab.client, VIP, 80, 1000);
+        expect(t).toMatchObject({ connected: true, same: true });
+        expect(await eventually(() => backendOf(t.local!) >= 0, 5000)).toBe(true);
+        expect(backendOf(t.local!)).not.toBe(1);
+      }
+    } finally {
+      await held.close();
+    }
   });
 
-  it('carries a TCP connection through the VIP: data both ways, the backend sees the client', async () => {
-    const before = stats();
-    const t = await tcpExchange(lab.client, '10.96.0.10', 80, 200_000);
-    expect(t).toMatchObject({ connected: true, peer: '10.96.0.10:80', sent: 200_000, received: 200_000, same: true });
-    expect(t.local).toMatch(/^10\.0\.1\.2:\d+$/);
-    expect(servers.seen()).toContain(`tcp 8080 ${t.local}`); // the client's own address and port
-    const after = stats();
-    expect(grew(before, after, 'reply_rewritten')).toBeGreaterThan(0);
-    expect(table.hits(parseService('10.96.0.10:80/tcp=10.244.1.5:8080')).packets).toBeGreaterThan(0);
-    // The hit table the loader prints every second shows it.
-    await loader.waitForStdout(/10\.96\.0\.10:80\/tcp +→ {2}10\.244\.1\.5:8080 +[1-9]/, 5000);
-  });
-
-  it('a UDP service added with scripts/services.ts answers, and stops when removed', async () => {
-    const add = await runServices(['--pin-dir', dir, 'add', '10.96.0.11:53/udp=10.244.1.5:5353']);
-    expect(add).toMatchObject({ code: 0, stdout: 'added 10.96.0.11:53/udp → 10.244.1.5:5353\n', stderr: '' });
-    const u = await udpExchange(lab.client, '10.96.0.11', 53, 33);
-    expect(u).toMatchObject({ answered: true, from: '10.96.0.11:53', same: true });
-    expect(servers.seen()).toContain(`udp 5353 ${u.local}`);
-    const rm = await runServices(['--pin-dir', dir, 'remove', '10.96.0.11:53/udp']);
-    expect(rm.code).toBe(0);
-    expect((await udpExchange(lab.client, '10.96.0.11', 53, 33, 1)).answered).toBe(false);
-  });
-
-  it('a TCP service added through the API works at once, and stops when removed', async () => {
-    const s = parseService('10.96.0.12:443/tcp=10.244.1.5:8081');
-    expect((await tcpExchange(lab.client, '10.96.0.12', 443, 10, 1)).connected).toBe(false);
-    table.add(s);
-    const t = await tcpExchange(lab.client, '10.96.0.12', 443, 50_000);
-    expect(t).toMatchObject({ connected: true, peer: '10.96.0.12:443', received: 50_000, same: true });
-    expect(servers.seen()).toContain(`tcp 8081 ${t.local}`);
-    table.remove(s);
-    expect((await tcpExchange(lab.client, '10.96.0.12', 443, 10, 1)).connected).toBe(false);
+  it('two services sharing one backend address answer with their own VIP', async () => {
+    for (const vip of ['10.96.0.20', '10.96.0.21']) {
+      const t = await tcpExchange(lab.client, vip, 80, 50_000);
+      expect(t).toMatchObject({ connected: true, peer: `${vip}:80`, received: 50_000, same: true });
+      expect(await eventually(() => backendOf(t.local!, 8081) === 0, 5000)).toBe(true);
+    }
+    const list = new ServiceTable(maps!).list();
+    expect(list.filter((s) => s.backends.some((b) => `${b.ip}:${b.port}` === '10.244.1.5:8081')).map((s) => s.vip)).toEqual(['10.96.0.20', '10.96.0.21']);
   });
 
   it('with checksum offload off, the receiving kernels verify our checksums: all good', async () => {
     await runNs(lab.client, ['ethtool', '-K', lab.clientIf, 'tx', 'off']);
-    await runNs(lab.backend, ['ethtool', '-K', lab.backendIf, 'tx', 'off']);
-    table.add(parseService('10.96.0.11:53/udp=10.244.1.5:5353'));
+    for (const [ns, ifname] of [[lab.backend, lab.backendIf], ...extra.map((e) => [e, 'eth0'])]) await runNs(ns, ['ethtool', '-K', ifname, 'tx', 'off']);
     const errs = (await csumErrors(lab.client)) + (await csumErrors(lab.backend));
-    const before = stats();
-    const t = await tcpExchange(lab.client, '10.96.0.10', 80, 300_000);
-    expect(t).toMatchObject({ connected: true, peer: '10.96.0.10:80', received: 300_000, same: true });
-    for (let i = 0; i < 5; i++) {
-      expect(await udpExchange(lab.client, '10.96.0.11', 53, 1 + i * 111)).toMatchObject({ answered: true, from: '10.96.0.11:53', same: true });
-    }
-    const after = stats();
-    // Full-size segments, no GSO: XDP forwarded most client packets itself.
-    expect(grew(before, after, 'redirect')).toBeGreaterThan(100);
-    expect(grew(before, after, 'reply_rewritten')).toBeGreaterThan(10);
+    const before = readDnatStats(maps!.stats);
+    const t = await tcpExchange(lab.client, '10.96.0.20', 80, 300_000);
+    expect(t).toMatchObject({ connected: true, peer: '10.96.0.20:80', received: 300_000, same: true });
+    const after = readDnatStats(maps!.stats);
+    expect(after.redirect - before.redirect).toBeGreaterThan(100);
+    expect(after.reply_rewritten - before.reply_rewritten).toBeGreaterThan(10);
     expect((await csumErrors(lab.client)) + (await csumErrors(lab.backend))).toBe(errs);
   });
 
-  it('replies with partial checksums, completed by the load balancer after TC egress, verify at the client', async () => {
-    // The backend leaves its checksums partial (offload on: CHECKSUM_PARTIAL, and TSO super-packets);
-    // lb0 without checksum offload makes the lb's kernel complete them (and segment) after
-    // tc_dnat_reply changed the source: right only if the program updated the partial sum
-    // the way partial sums need (BPF_F_PSEUDO_HDR).
-    await runNs(lab.backend, ['ethtool', '-K', lab.backendIf, 'tx', 'on', 'tso', 'on']);
-    await runNs(lab.lb, ['ethtool', '-K', lab.lbClientIf, 'tx', 'off']);
+  it('a restart with --pin-dir in the middle of a TCP exchange: adopted, programs replaced in place, the exchange completes', async () => {
+    const held = await holdConnections(lab.client, VIP, 80, 6);
     try {
-      const errs = await csumErrors(lab.client);
-      const before = stats();
-      const t = await tcpExchange(lab.client, '10.96.0.10', 80, 300_000);
-      expect(t).toMatchObject({ connected: true, peer: '10.96.0.10:80', received: 300_000, same: true });
-      expect(await udpExchange(lab.client, '10.96.0.11', 53, 301)).toMatchObject({ answered: true, from: '10.96.0.11:53', same: true });
-      expect(grew(before, stats(), 'reply_rewritten')).toBeGreaterThan(0);
-      expect(await csumErrors(lab.client)).toBe(errs);
+      const oldProg = Link.openPinned(join(dir, LB_LINKS.forward), 'old')!;
+      const oldId = oldProg.info().progId;
+      oldProg.release();
+      // About 8 s of exchanges, during which the loader stops and a new one starts.
+      const exchange = held.exchange(40, 1000, 0.2);
+      await new Promise((r) => setTimeout(r, 500));
+      const r = await loader.stop('SIGINT');
+      expect(r.code).toBe(0);
+      expect(loader.stderr()).toContain(`left the programs attached and the state pinned in ${dir}`);
+      expect(existsSync(join(dir, LB_LINKS.forward))).toBe(true);
+      loader = await startLb(['--pin-dir', dir]);
+      const err = loader.stderr();
+      expect(err).toMatch(/adopted 8 pinned maps/);
+      expect(err).toContain('replaced the program in place');
+      expect(err).toContain(`service ${VIP}:80/tcp → 10.244.1.5:8080, 10.244.3.5:8080 (adopted)`);
+      const ok = await exchange;
+      expect(ok).toEqual(held.locals.map(() => true));
+      const now = Link.openPinned(join(dir, LB_LINKS.forward), 'new')!;
+      expect(now.info().progId).not.toBe(oldId);
+      now.release();
     } finally {
-      await runNs(lab.lb, ['ethtool', '-K', lab.lbClientIf, 'tx', 'on']);
+      await held.close();
     }
   });
 
-  it('Ctrl-C detaches everything and removes the pins', async () => {
+  it('scripts/services.ts against the running loader\'s pins: add two weighted backends, list, change, remove; bad input is one line and changes nothing', async () => {
+    type Listed = { services: Array<{ service: string; backends: Array<{ backend: string; weight: number; share: number }>; packets: number }> };
+    const svc = '10.96.0.30:80/tcp';
+    const list = async (): Promise<Listed['services']> => {
+      const r = await runServices(['--pin-dir', dir, 'list', '--json']);
+      expect(r.stderr).toBe('');
+      expect(r.code).toBe(0);
+      return (JSON.parse(r.stdout) as Listed).services;
+    };
+    const before = await list();
+    expect(before.map((s) => s.service)).toContain(`${VIP}:80/tcp`);
+
+    const add = await runServices(['--pin-dir', dir, 'add', `${svc}=${BACKENDS[0]}:8080*1,${BACKENDS[1]}:8080*3`]);
+    expect(add.stderr).toBe('');
+    expect(add.code).toBe(0);
+    expect(add.stdout).toContain(`added ${svc}`);
+    const added = (await list()).find((s) => s.service === svc)!;
+    expect(added.backends.map((b) => [b.backend, b.weight])).toEqual([[`${BACKENDS[0]}:8080`, 1], [`${BACKENDS[1]}:8080`, 3]]);
+    expect(added.backends[0].share + added.backends[1].share).toBeCloseTo(1, 6);
+    expect(added.backends[0].share).toBeGreaterThan(0.2);
+    expect(added.backends[0].share).toBeLessThan(0.3);
+    const text = await runServices(['--pin-dir', dir, 'list']);
+    expect(text.stdout).toMatch(new RegExp(`→ ${BACKENDS[1].replace(/\./g, '\\.')}:8080 +weight +3 +share +7\\d\\.\\d%`));
+    // The running loader's data plane takes the new service at once: connections land on both backends.
+    const on = new Set<number>();
+    for (let i = 0; i < 12 && on.size < 2; i++) {
+      const t = await tcpExchange(lab.client, '10.96.0.30', 80, 1000);
+      expect(t).toMatchObject({ connected: true, peer: '10.96.0.30:80', same: true });
+      expect(await eventually(() => backendOf(t.local!) >= 0, 5000)).toBe(true);
+      on.add(backendOf(t.local!));
+    }
+    expect([...on].sort()).toEqual([0, 1]);
+
+    const change = await runServices(['--pin-dir', dir, 'change', `${svc}=${BACKENDS[2]}:8080`]);
+    expect(change.code).toBe(0);
+    expect((await list()).find((s) => s.service === svc)!.backends).toEqual([{ backend: `${BACKENDS[2]}:8080`, weight: 1, share: 1 }]);
+    const t = await tcpExchange(lab.client, '10.96.0.30', 80, 1000);
+    expect(t).toMatchObject({ connected: true, same: true });
+    expect(await eventually(() => backendOf(t.local!) === 2, 5000)).toBe(true);
+
+    // Bad input: one line on stderr, exit 1, and nothing written (not even the good spec before a bad one).
+    const shape = async () => JSON.stringify((await list()).map((s) => [s.service, s.backends]));
+    const state = await shape();
+    for (const args of [
+      ['add', '10.96.0.31:80/tcp=10.244.1.5:8080', '10.96.0.32:80/tcp=10.244.1.300:8080'],
+      ['add', `${svc}=${BACKENDS[0]}:8080`],
+      ['change', '10.96.0.33:80/tcp=10.244.1.5:8080'],
+      ['change', `${svc}=${BACKENDS[0]}:8080*70000`],
+      ['remove', '10.96.0.34:80/tcp'],
+      ['remove', '10.96.0.30:80/sctp'],
+    ]) {
+      const r = await runServices(['--pin-dir', dir, ...args]);
+      expect(r.code, args.join(' ')).toBe(1);
+      expect(r.stdout).toBe('');
+      expect(r.stderr).toMatch(/^error: [^\n]+\n$/);
+    }
+    expect(await shape()).toBe(state);
+
+    const stats = await runServices(['--pin-dir', dir, 'stats', '--json']);
+    expect(stats.code).toBe(0);
+    expect((JSON.parse(stats.stdout) as { stats: Record<string, number> }).stats.redirect).toBeGreaterThan(0);
+
+    const rm = await runServices(['--pin-dir', dir, 'remove', svc]);
+    expect(rm.code).toBe(0);
+    expect(rm.stdout).toBe(`removed ${svc}\n`);
+    expect((await list()).map((s) => s.service)).toEqual(before.map((s) => s.service));
+    expect((await tcpExchange(lab.client, '10.96.0.30', 80, 10, 1)).connected).toBe(false);
+  });
+
+  it('stopping with --pin-dir leaves everything attached; removing the pins detaches', async () => {
     const r = await loader.stop('SIGINT');
     expect(r.code).toBe(0);
-    expect(loader.stderr()).toMatch(/detached\n$/);
-    expect(existsSync(dir)).toBe(false);
-    const link = (await run(['ip', '-n', lab.lb, '-d', 'link', 'show', 'dev', lab.lbClientIf])).stdout;
-    expect(link).not.toMatch(/xdp/);
-    expect((await tcpExchange(lab.client, '10.96.0.10', 80, 10, 1)).connected).toBe(false);
+    const t = await tcpExchange(lab.client, VIP, 80, 10_000);
+    expect(t).toMatchObject({ connected: true, same: true });
+    if (maps) { closeDataPlaneMaps(maps); maps = undefined; }
+    removePins(dir);
+    expect(await eventually(async () => !/prog\/xdp/.test((await run(['ip', '-n', lab.lb, '-d', 'link', 'show', 'dev', lab.lbClientIf])).stdout), 5000)).toBe(true);
   });
 });

@@ -1,104 +1,159 @@
 // SPDX-License-Identifier: GPL-2.0
 /* xdp_dnat: a service load balancer (destination NAT), the kernel side of a
- * Kubernetes ClusterIP service without iptables.
+ * Kubernetes ClusterIP service without iptables: many backends per service
+ * picked by Maglev consistent hashing, connection tracking, reverse
+ * translation of replies from the connection entries.
  *
- * Forward path, XDP on the interface clients reach the VIP through:
- *   parse Ethernet / IPv4 (options too) / TCP or UDP, look up
- *   (destination address, destination port, protocol) in service_map, and on
- *   a hit rewrite the destination to the backend's address and port, fixing
- *   the IP checksum and the TCP/UDP checksum incrementally (RFC 1624: the
- *   L4 checksum covers the pseudo-header, so the address change touches it
- *   too). Then ask the kernel's FIB where the backend is (bpf_fib_lookup):
- *   it gives the egress interface and both MAC addresses, so nothing about
- *   the machine is written in this file. Known next hop: decrement the TTL,
- *   set the MACs, bpf_redirect() (or XDP_TX when it is the same interface).
- *   Next hop not resolved yet (no ARP entry), no forwarding route, or a
- *   packet bigger than the egress MTU: pass the rewritten packet to the
- *   stack, which forwards it (resolving ARP, segmenting, or answering ICMP).
+ * Forward path, XDP on the interface clients reach the VIPs through:
+ *   parse Ethernet / IPv4 (options too) / TCP or UDP; look the flow up in
+ *   conntrack (LRU hash, key: the 5-tuple as the client sent it).
+ *   - Established: the entry names the backend (id, address, port). It is
+ *     used while backend_map[id] is still active with the same address and
+ *     port and the entry has not idled past its timeout; otherwise the flow
+ *     is picked again as a new one (only flows whose backend went away move).
+ *   - New: service_map (VIP, port, proto) -> service id; a hash of the
+ *     5-tuple picks a slot of the service's Maglev table (maglev_map) ->
+ *     backend id -> backend_map. The entry is written to conntrack, and its
+ *     reverse (backend -> client: VIP and port) to conntrack_rev.
+ *   Then: rewrite destination address and port, fixing the IP and TCP/UDP
+ *   checksums incrementally (RFC 1624), and forward: the entry caches what
+ *   bpf_fib_lookup said (egress interface, MACs, MTU), so an established
+ *   flow skips the route and neighbour lookup; the cache is refilled when
+ *   it is older than fib_refresh_ns or when user space bumps
+ *   lb_globals.fib_generation (routes or neighbours changed). Known next
+ *   hop: decrement the TTL, set the MACs, bpf_redirect() (XDP_TX when it is
+ *   the same interface). Next hop not resolved yet, no forwarding route, or
+ *   a packet bigger than the egress MTU: the rewritten packet goes to the
+ *   stack, which forwards it (resolving ARP, segmenting, answering ICMP).
  *
  * Return path, TC egress on the same interface (tc_dnat_reply):
- *   replies carry the backend's address as source; the client expects the
- *   VIP. reverse_map (backend address, port, protocol -> service) gives it;
- *   the source is rewritten with bpf_l3/l4_csum_replace, which also handle
- *   the partial checksums (CHECKSUM_PARTIAL) of locally generated packets.
- *   User space keeps reverse_map in step with service_map.
+ *   a reply carries backend -> client; conntrack_rev gives the VIP and port
+ *   the client used, so one backend address:port may serve several
+ *   services. The source is rewritten with bpf_l3/l4_csum_replace, which
+ *   also handle partial checksums (CHECKSUM_PARTIAL) of local packets.
+ *
+ * Timeouts: an entry idle longer than tcp_timeout_ns / udp_timeout_ns, or
+ * closing_timeout_ns once a FIN or RST went through it (either way), is
+ * treated as absent: the next packet picks again (through Maglev: the same
+ * backend while the service's table did not change). LRU eviction keeps the
+ * table at its size (set by the loader).
  *
  * Everything else (misses, fragments, other protocols, truncated or
- * malformed packets) passes untouched. Every decision is counted per reason
- * in dnat_stats (per-CPU), every hit per service in service_hits (per-CPU).
+ * malformed packets) passes untouched. Every packet is counted once per
+ * verdict in dnat_stats (per-CPU), with events about connections after the
+ * verdicts; every hit per service in service_hits (per-CPU, by service id).
  *
  * A limit of XDP: it cannot see an skb's checksum state. Packets from the
  * wire carry complete checksums, which is what the arithmetic below
  * assumes. Packets sent by local sockets (a container behind a veth, in skb
- * mode) may carry a partial one (CHECKSUM_PARTIAL: the field holds only the
- * pseudo-header sum, completed later by the NIC or the kernel); veth passes
- * those on and receivers trust them, so the lab works, but if the kernel
- * completed such a packet after this rewrite (e.g. leaving through a device
- * without checksum offload) the checksum would be wrong. The TC program
- * has skb helpers and gets both kinds right. */
+ * mode) may carry a partial one; veth passes those on and receivers trust
+ * them, so the lab works, but if the kernel completed such a packet after
+ * this rewrite the checksum would be wrong. The TC program has skb helpers
+ * and gets both kinds right. */
 #include "common.h"
 #include <linux/pkt_cls.h>
 #include <stddef.h>
 #include "xdp_dnat.h"
 
 #define AF_INET 2
-#define MAX_SERVICES 1024
 #define CSUM_MANGLED_0 ((__sum16)0xffff)
+#define TCP_FIN 0x01
+#define TCP_SYN 0x02
+#define TCP_RST 0x04
+#define TCP_ACK 0x10
+/* last_seen is written at most this often per entry (ns, ~67 ms): idle
+ * timeouts are seconds, and a write per packet would bounce the entry's
+ * cache line between CPUs. */
+#define LAST_SEEN_GRAIN (1ULL << 26)
 
+/* Set by the loader before load (its options). */
+const volatile __u64 tcp_timeout_ns = 3600ULL * 1000000000ULL;
+const volatile __u64 udp_timeout_ns = 60ULL * 1000000000ULL;
+const volatile __u64 closing_timeout_ns = 10ULL * 1000000000ULL;
+const volatile __u64 fib_refresh_ns = 1000ULL * 1000000ULL;
+
+/* Sizes: the loader sets max_entries before load (--max-services,
+ * --max-backends, --conntrack-size). */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, MAX_SERVICES);
+	__uint(max_entries, 1024);
 	__type(key, struct service_key);
-	__type(value, struct backend);
+	__type(value, struct service_info);
 } service_map SEC(".maps");
 
-/* Twice the services: user space writes a service's new reverse entry
- * before deleting the old one (so replies are never left without one), and
- * may change every backend in one batch. */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 2 * MAX_SERVICES);
-	__type(key, struct backend_key);
-	__type(value, struct service_key);
-} reverse_map SEC(".maps");
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, struct backend);
+} backend_map SEC(".maps");
 
-/* Twice the services: user space deletes a service's counters with the
- * service, but a packet in flight can re-create them just after. */
 struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
-	__uint(max_entries, 2 * MAX_SERVICES);
-	__type(key, struct service_key);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1024);
+	__type(key, __u32);
+	__type(value, struct maglev_table);
+} maglev_map SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1024);
+	__type(key, __u32);
 	__type(value, struct service_counter);
 } service_hits SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, DNAT_REASON_COUNT);
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct flow_key);
+	__type(value, struct conn_entry);
+} conntrack SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct flow_key);
+	__type(value, struct conn_rev);
+} conntrack_rev SEC(".maps");
+
+/* Data plane globals user space may change while it runs (slot 0). */
+struct lb_globals {
+	__u32 fib_generation; /* bumped by user space when routes or neighbours changed */
+	__u32 pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, __u64);
+	__type(value, struct lb_globals);
+} lb_globals SEC(".maps");
+
+/* One value per CPU holding every counter: the few a packet bumps share
+ * its cache lines (one slot per reason would give each its own). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct dnat_counters);
 } dnat_stats SEC(".maps");
 
 /* Per-CPU counters: only this CPU writes its slot, no atomics needed. */
 static __always_inline void count(__u32 reason)
 {
-	__u64 *c = bpf_map_lookup_elem(&dnat_stats, &reason);
-	if (c)
-		*c += 1;
+	__u32 zero = 0;
+	struct dnat_counters *c = bpf_map_lookup_elem(&dnat_stats, &zero);
+	if (c && reason < DNAT_REASON_COUNT)
+		c->n[reason] += 1;
 }
 
-static __always_inline void count_hit(struct service_key *key, __u64 bytes)
+static __always_inline void count_hit(__u32 service_id, __u64 bytes)
 {
-	struct service_counter *c = bpf_map_lookup_elem(&service_hits, key);
-	if (!c) {
-		struct service_counter init = { .packets = 1, .bytes = bytes };
-		if (bpf_map_update_elem(&service_hits, key, &init, BPF_NOEXIST) == 0)
-			return;
-		c = bpf_map_lookup_elem(&service_hits, key); /* another CPU created it */
-		if (!c)
-			return;
+	struct service_counter *c = bpf_map_lookup_elem(&service_hits, &service_id);
+	if (c) {
+		c->packets += 1;
+		c->bytes += bytes;
 	}
-	c->packets += 1;
-	c->bytes += bytes;
 }
 
 /* One's complement sum folded to 16 bits. */
@@ -122,12 +177,39 @@ static __always_inline __sum16 csum_update(__sum16 check, __be32 from32, __be32 
 	return (__sum16)~csum_fold32(s);
 }
 
+/* The flow hash that picks a Maglev slot: Bob Jenkins' lookup3 mixing of
+ * the three words of the 5-tuple (addresses, ports; the protocol in the
+ * initial value), so nearby addresses and ports spread over every slot. */
+static __always_inline __u32 rol32(__u32 w, __u32 s)
+{
+	return (w << s) | (w >> (32 - s));
+}
+
+static __always_inline __u32 flow_hash(__be32 saddr, __be32 daddr, __be16 sport, __be16 dport, __u8 proto)
+{
+	__u32 a, b, c;
+	a = b = c = 0xdeadbeef + 12 + proto;
+	a += saddr;
+	b += daddr;
+	c += ((__u32)sport << 16) | dport;
+	/* final(a, b, c) */
+	c ^= b; c -= rol32(b, 14);
+	a ^= c; a -= rol32(c, 11);
+	b ^= a; b -= rol32(a, 25);
+	c ^= b; c -= rol32(b, 16);
+	a ^= c; a -= rol32(c, 4);
+	b ^= a; b -= rol32(a, 14);
+	c ^= b; c -= rol32(b, 24);
+	return c;
+}
+
 /* The parts of a whole TCP/UDP datagram the programs touch. */
 struct l4_view {
 	struct iphdr *ip;
 	__be16 *ports;   /* [0]: source, [1]: destination */
 	__sum16 *check;  /* the TCP or UDP checksum */
 	__u32 l4_off;    /* offset of the TCP/UDP header in the frame */
+	__u8 tcp_flags;  /* 0 for UDP */
 };
 
 /* Fills `v` and returns -1 for a whole TCP or UDP datagram in an IPv4
@@ -155,11 +237,13 @@ static __always_inline int parse_l4(void *data, void *data_end, __u32 frame_len,
 		if ((void *)(tcp + 1) > data_end || tot < ihl + sizeof(*tcp))
 			return DNAT_PASS_MALFORMED;
 		v->check = &tcp->check;
+		v->tcp_flags = ((__u8 *)tcp)[13];
 	} else if (ip->protocol == IPPROTO_UDP) {
 		struct udphdr *udp = l4;
 		if ((void *)(udp + 1) > data_end || tot < ihl + sizeof(*udp))
 			return DNAT_PASS_MALFORMED;
 		v->check = &udp->check;
+		v->tcp_flags = 0;
 	} else {
 		return DNAT_PASS_OTHER_PROTO;
 	}
@@ -167,6 +251,27 @@ static __always_inline int parse_l4(void *data, void *data_end, __u32 frame_len,
 	v->ports = l4;
 	v->l4_off = sizeof(*eth) + ihl;
 	return -1;
+}
+
+/* Is this entry still the flow's? Its backend slot must hold the same
+ * backend, and it must not have idled past its timeout. */
+static __always_inline int conn_usable(struct conn_entry *ce, __u8 proto, __u8 tcp_flags, __u64 now)
+{
+	__u32 id = ce->backend_id;
+	struct backend *be = bpf_map_lookup_elem(&backend_map, &id);
+	if (!be || !(be->flags & BACKEND_F_ACTIVE) || be->ip != ce->backend_ip || be->port != ce->backend_port) {
+		count(DNAT_CONN_RESELECT);
+		return 0;
+	}
+	__u64 timeout = (ce->flags & CONN_F_CLOSING) ? closing_timeout_ns
+			: proto == IPPROTO_TCP ? tcp_timeout_ns : udp_timeout_ns;
+	/* A SYN alone on a closed connection is a new connection reusing the ports. */
+	int reopened = (ce->flags & CONN_F_CLOSING) && (tcp_flags & (TCP_SYN | TCP_ACK)) == TCP_SYN;
+	if (now - ce->last_seen > timeout || reopened) {
+		count(DNAT_CONN_EXPIRED);
+		return 0;
+	}
+	return 1;
 }
 
 SEC("xdp")
@@ -182,27 +287,76 @@ int xdp_dnat(struct xdp_md *ctx)
 		return XDP_PASS;
 	}
 	struct iphdr *ip = v.ip;
+	__u8 proto = ip->protocol;
 
-	/* The key on the stack, zeroed first: pad is hashed too, and map
+	/* Keys on the stack, zeroed first: pads are hashed too, and map
 	 * helpers take stack pointers, never packet pointers. */
-	struct service_key key = {};
-	key.vip = ip->daddr;
-	key.port = v.ports[1];
-	key.proto = ip->protocol;
-	struct backend *be = bpf_map_lookup_elem(&service_map, &key);
-	if (!be) {
-		count(DNAT_PASS_MISS);
-		return XDP_PASS;
+	struct flow_key fk = {};
+	fk.saddr = ip->saddr;
+	fk.daddr = ip->daddr;
+	fk.sport = v.ports[0];
+	fk.dport = v.ports[1];
+	fk.proto = proto;
+
+	__u64 now = bpf_ktime_get_coarse_ns();
+	struct conn_entry fresh;
+	struct conn_entry *ce = bpf_map_lookup_elem(&conntrack, &fk);
+	if (ce && !conn_usable(ce, proto, v.tcp_flags, now))
+		ce = NULL;
+	int is_new = !ce;
+	if (is_new) {
+		struct service_key key = {};
+		key.vip = fk.daddr;
+		key.port = fk.dport;
+		key.proto = proto;
+		struct service_info *svc = bpf_map_lookup_elem(&service_map, &key);
+		if (!svc) {
+			count(DNAT_PASS_MISS);
+			return XDP_PASS;
+		}
+		__u32 sid = svc->id;
+		struct maglev_table *mt = svc->backend_count ? bpf_map_lookup_elem(&maglev_map, &sid) : NULL;
+		if (!mt) {
+			count(DNAT_PASS_NO_BACKEND);
+			return XDP_PASS;
+		}
+		/* hash * size / 2^32: a slot in [0, size) (Lemire's reduction: a
+		 * multiply instead of a division, and bounds the verifier sees). */
+		__u64 h = flow_hash(fk.saddr, fk.daddr, fk.sport, fk.dport, proto);
+		__u32 slot = (h * LB_MAGLEV_SIZE) >> 32;
+		/* The verifier bounds the product loosely: say it once more,
+		 * out of the compiler's sight (it would drop the check). */
+		asm volatile("" : "+r"(slot));
+		if (slot >= LB_MAGLEV_SIZE)
+			slot = 0;
+		__u32 bid = mt->backend_id[slot];
+		struct backend *be = bid ? bpf_map_lookup_elem(&backend_map, &bid) : NULL;
+		if (!be || !(be->flags & BACKEND_F_ACTIVE)) {
+			count(DNAT_PASS_NO_BACKEND);
+			return XDP_PASS;
+		}
+		__builtin_memset(&fresh, 0, sizeof(fresh));
+		fresh.backend_id = bid;
+		fresh.backend_ip = be->ip;
+		fresh.backend_port = be->port;
+		fresh.service_id = sid;
+		fresh.last_seen = now;
+		ce = &fresh;
+	} else if (now - ce->last_seen > LAST_SEEN_GRAIN) {
+		ce->last_seen = now;
 	}
-	count_hit(&key, bpf_ntohs(ip->tot_len));
-	__be32 new_ip = be->ip;
-	__be16 new_port = be->port;
+	if (proto == IPPROTO_TCP && (v.tcp_flags & (TCP_FIN | TCP_RST)) && !(ce->flags & CONN_F_CLOSING))
+		ce->flags |= CONN_F_CLOSING;
+
+	count_hit(ce->service_id, bpf_ntohs(ip->tot_len));
+	__be32 new_ip = ce->backend_ip;
+	__be16 new_port = ce->backend_port;
 
 	/* A UDP checksum of zero means "no checksum": it stays zero; a computed
 	 * zero is sent as 0xffff (RFC 768). */
-	if (ip->protocol == IPPROTO_TCP || *v.check != 0) {
+	if (proto == IPPROTO_TCP || *v.check != 0) {
 		__sum16 c = csum_update(*v.check, ip->daddr, new_ip, v.ports[1], new_port);
-		if (ip->protocol == IPPROTO_UDP && c == 0)
+		if (proto == IPPROTO_UDP && c == 0)
 			c = CSUM_MANGLED_0;
 		*v.check = c;
 	}
@@ -210,35 +364,87 @@ int xdp_dnat(struct xdp_md *ctx)
 	ip->daddr = new_ip;
 	v.ports[1] = new_port;
 
-	/* Where is the backend? The kernel's routing table and neighbour cache
-	 * answer, for whatever interfaces this machine has. */
-	struct bpf_fib_lookup fib = {};
-	fib.family = AF_INET;
-	fib.tos = ip->tos;
-	fib.l4_protocol = ip->protocol;
-	fib.sport = v.ports[0];
-	fib.dport = new_port;
-	fib.tot_len = bpf_ntohs(ip->tot_len);
-	fib.ipv4_src = ip->saddr;
-	fib.ipv4_dst = new_ip;
-	fib.ifindex = ctx->ingress_ifindex;
+	/* Where is the backend? The entry's cache, or the kernel's routing
+	 * table and neighbour cache. */
+	__u32 zero = 0;
+	struct lb_globals *g = bpf_map_lookup_elem(&lb_globals, &zero);
+	__u32 gen = g ? g->fib_generation : 0;
+	int cached = ce->fib_time && ce->fib_gen == gen && now - ce->fib_time < fib_refresh_ns;
+	if (!cached) {
+		count(DNAT_FIB_REFRESH);
+		struct bpf_fib_lookup fib = {};
+		fib.family = AF_INET;
+		fib.tos = ip->tos;
+		fib.l4_protocol = proto;
+		fib.sport = v.ports[0];
+		fib.dport = new_port;
+		fib.tot_len = bpf_ntohs(ip->tot_len);
+		fib.ipv4_src = ip->saddr;
+		fib.ipv4_dst = new_ip;
+		fib.ifindex = ctx->ingress_ifindex;
 
-	long rc = bpf_fib_lookup(ctx, &fib, sizeof(fib), 0);
-	if (rc == BPF_FIB_LKUP_RET_NO_NEIGH) {
-		count(DNAT_PASS_NO_NEIGH);
-		return XDP_PASS;
-	}
-	if (rc == BPF_FIB_LKUP_RET_BLACKHOLE) {
-		count(DNAT_DROP_BLACKHOLE);
-		return XDP_DROP;
-	}
-	if (rc == BPF_FIB_LKUP_RET_FRAG_NEEDED) {
-		count(DNAT_PASS_MTU);
-		return XDP_PASS;
-	}
-	if (rc != BPF_FIB_LKUP_RET_SUCCESS) {
-		count(DNAT_PASS_NOT_FWD);
-		return XDP_PASS;
+		/* BPF_FIB_LOOKUP_SKIP_NEIGH is not used: the MACs are what we cache. */
+		long rc = bpf_fib_lookup(ctx, &fib, sizeof(fib), 0);
+		ce->fib_time = 0;
+		if (rc == BPF_FIB_LKUP_RET_SUCCESS) {
+			ce->ifindex = fib.ifindex;
+			__builtin_memcpy(ce->dmac, fib.dmac, ETH_ALEN);
+			__builtin_memcpy(ce->smac, fib.smac, ETH_ALEN);
+			/* The path's MTU, for the packets that follow: on success
+			 * the kernel reports none, so ask again as if the packet
+			 * were 64 KiB: the answer is FRAG_NEEDED with the MTU. */
+			struct bpf_fib_lookup probe = {};
+			probe.family = AF_INET;
+			probe.tos = ip->tos;
+			probe.l4_protocol = proto;
+			probe.sport = v.ports[0];
+			probe.dport = new_port;
+			probe.tot_len = 0xffff;
+			probe.ipv4_src = ip->saddr;
+			probe.ipv4_dst = new_ip;
+			probe.ifindex = ctx->ingress_ifindex;
+			long prc = bpf_fib_lookup(ctx, &probe, sizeof(probe), 0);
+			ce->mtu = prc == BPF_FIB_LKUP_RET_FRAG_NEEDED ? probe.mtu_result : 0xffff;
+			ce->fib_gen = gen;
+			ce->fib_time = now;
+		}
+		/* (Re)write the reverse entry at every lookup: a new flow's
+		 * first, and again at each refresh in case LRU pressure
+		 * evicted it. */
+		struct flow_key rk = {};
+		rk.saddr = new_ip;
+		rk.daddr = fk.saddr;
+		rk.sport = new_port;
+		rk.dport = fk.sport;
+		rk.proto = proto;
+		struct conn_rev rv = { .vip = fk.daddr, .vport = fk.dport };
+		bpf_map_update_elem(&conntrack_rev, &rk, &rv, BPF_ANY);
+		if (is_new) {
+			count(DNAT_CONN_NEW);
+			if (bpf_map_update_elem(&conntrack, &fk, &fresh, BPF_ANY))
+				count(DNAT_CONN_FULL);
+		}
+		if (rc == BPF_FIB_LKUP_RET_NO_NEIGH) {
+			count(DNAT_PASS_NO_NEIGH);
+			return XDP_PASS;
+		}
+		if (rc == BPF_FIB_LKUP_RET_BLACKHOLE) {
+			count(DNAT_DROP_BLACKHOLE);
+			return XDP_DROP;
+		}
+		if (rc == BPF_FIB_LKUP_RET_FRAG_NEEDED) {
+			count(DNAT_PASS_MTU);
+			return XDP_PASS;
+		}
+		if (rc != BPF_FIB_LKUP_RET_SUCCESS) {
+			count(DNAT_PASS_NOT_FWD);
+			return XDP_PASS;
+		}
+	} else {
+		if (bpf_ntohs(ip->tot_len) > ce->mtu) {
+			count(DNAT_PASS_MTU);
+			return XDP_PASS;
+		}
 	}
 	if (ip->ttl <= 1) {
 		count(DNAT_PASS_TTL);
@@ -250,14 +456,15 @@ int xdp_dnat(struct xdp_md *ctx)
 	ip->check = csum_update(ip->check, 0, 0, old_ttl_word, *(__be16 *)&ip->ttl);
 
 	struct ethhdr *eth = data; /* parse_l4 checked its bounds */
-	__builtin_memcpy(eth->h_dest, fib.dmac, ETH_ALEN);
-	__builtin_memcpy(eth->h_source, fib.smac, ETH_ALEN);
-	if (fib.ifindex == ctx->ingress_ifindex) {
+	__builtin_memcpy(eth->h_dest, ce->dmac, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, ce->smac, ETH_ALEN);
+	__u32 out = ce->ifindex;
+	if (out == ctx->ingress_ifindex) {
 		count(DNAT_TX);
 		return XDP_TX;
 	}
 	count(DNAT_REDIRECT);
-	return bpf_redirect(fib.ifindex, 0);
+	return bpf_redirect(out, 0);
 }
 
 SEC("tc")
@@ -276,22 +483,40 @@ int tc_dnat_reply(struct __sk_buff *skb)
 	if (parse_l4(data, data_end, skb->len, &v) >= 0)
 		return TC_ACT_OK;
 
-	struct backend_key key = {};
-	key.ip = v.ip->saddr;
-	key.port = v.ports[0];
-	key.proto = v.ip->protocol;
-	struct service_key *svc = bpf_map_lookup_elem(&reverse_map, &key);
-	if (!svc)
+	struct flow_key rk = {};
+	rk.saddr = v.ip->saddr;
+	rk.daddr = v.ip->daddr;
+	rk.sport = v.ports[0];
+	rk.dport = v.ports[1];
+	rk.proto = v.ip->protocol;
+	__u8 tcp_flags = v.tcp_flags;
+	struct conn_rev *rv = bpf_map_lookup_elem(&conntrack_rev, &rk);
+	if (!rv) {
+		count(DNAT_REPLY_NO_CONN);
 		return TC_ACT_OK;
+	}
+	__be32 old_ip = rk.saddr, new_ip = rv->vip;
+	__be16 old_port = rk.sport, new_port = rv->vport;
 
-	__be32 old_ip = key.ip, new_ip = svc->vip;
-	__be16 old_port = key.port, new_port = svc->port;
-	__u32 check_off = v.l4_off + (key.proto == IPPROTO_TCP ? offsetof(struct tcphdr, check)
+	/* A FIN or RST from the backend closes the connection too. */
+	if (rk.proto == IPPROTO_TCP && (tcp_flags & (TCP_FIN | TCP_RST))) {
+		struct flow_key fk = {};
+		fk.saddr = rk.daddr;
+		fk.daddr = new_ip;
+		fk.sport = rk.dport;
+		fk.dport = new_port;
+		fk.proto = rk.proto;
+		struct conn_entry *ce = bpf_map_lookup_elem(&conntrack, &fk);
+		if (ce)
+			ce->flags |= CONN_F_CLOSING;
+	}
+
+	__u32 check_off = v.l4_off + (rk.proto == IPPROTO_TCP ? offsetof(struct tcphdr, check)
 							      : offsetof(struct udphdr, check));
 	/* BPF_F_MARK_MANGLED_0: a zero UDP checksum stays zero, a computed
 	 * zero becomes 0xffff. BPF_F_PSEUDO_HDR: the address is in the
 	 * pseudo-header (this is what keeps partial checksums right). */
-	__u64 mm0 = key.proto == IPPROTO_UDP ? BPF_F_MARK_MANGLED_0 : 0;
+	__u64 mm0 = rk.proto == IPPROTO_UDP ? BPF_F_MARK_MANGLED_0 : 0;
 	bpf_l4_csum_replace(skb, check_off, old_ip, new_ip, BPF_F_PSEUDO_HDR | mm0 | sizeof(new_ip));
 	bpf_l4_csum_replace(skb, check_off, old_port, new_port, mm0 | sizeof(new_port));
 	bpf_l3_csum_replace(skb, sizeof(struct ethhdr) + offsetof(struct iphdr, check), old_ip, new_ip, sizeof(new_ip));

@@ -1,6 +1,8 @@
 /* xdp_dnat: the structs the kernel programs and user space share.
- * src/lessons/xdp_dnat.ts mirrors them byte for byte (checked against this
- * object's BTF by test/layouts.test.ts).
+ * The TS side mirrors them byte for byte (checked against this object's BTF
+ * by test/layouts.test.ts). The maps user space writes (service_map,
+ * backend_map, maglev_map, service_hits) follow /work/wt/LB_CONTRACT.md;
+ * the connection tracking maps are the data plane's own.
  *
  * Every key is hashed over all of its bytes, so the padding is spelled out
  * and always zero: the programs build keys from zero-initialised stack
@@ -12,6 +14,9 @@
 
 #include <linux/types.h>
 
+#define LB_MAGLEV_SIZE 1021   /* slots in one service's Maglev table (prime) */
+#define LB_MAX_BACKENDS 256   /* backends per service, at least */
+
 /* A service: virtual IP, port and protocol (the key of service_map). */
 struct service_key {
 	__be32 vip;   /* the service's virtual IP */
@@ -20,30 +25,84 @@ struct service_key {
 	__u8 pad;     /* always zero */
 };                    /* 8 bytes */
 
-/* Where a service's packets go (the value of service_map). */
+/* A service's slot (the value of service_map). */
+struct service_info {
+	__u32 id;             /* index into maglev_map and service_hits */
+	__u32 backend_count;  /* 0: the service takes no new flows (packets pass, counted) */
+};                            /* 8 bytes */
+
+/* One backend of one service (backend_map, an ARRAY indexed by backend id;
+ * id 0 is never used; a slot not in use is all zeros). The data plane reads
+ * ip, port and flags; service_id and weight are for user space, which
+ * rebuilds its state from them after a restart (weight 0: drained, it
+ * keeps its established flows but holds no Maglev slot). */
 struct backend {
 	__be32 ip;
 	__be16 port;
-	__u16 pad;    /* always zero */
-};                    /* 8 bytes */
+	__u16 flags;       /* BACKEND_F_* */
+	__u32 service_id;  /* user side: the service this backend id belongs to */
+	__u32 weight;      /* user side: 0..65535 */
+};                         /* 16 bytes */
+#define BACKEND_F_ACTIVE 1
 
-/* A backend seen as a packet source: address, port and protocol (the key of
- * reverse_map, which gives the service whose address replies must carry). */
-struct backend_key {
-	__be32 ip;
-	__be16 port;
-	__u8 proto;
-	__u8 pad;     /* always zero */
-};                    /* 8 bytes */
+/* A service's Maglev lookup table (maglev_map, indexed by service id):
+ * every slot holds a backend id of that service. */
+struct maglev_table {
+	__u32 backend_id[LB_MAGLEV_SIZE];
+};
 
-/* Hits of one service (service_hits, one per CPU). */
+/* Hits of one service (service_hits, PERCPU_ARRAY by service id). */
 struct service_counter {
 	__u64 packets;
 	__u64 bytes;  /* IP total lengths */
 };                    /* 16 bytes */
 
-/* Why a packet went where it went: the index of dnat_stats (one counter per
- * CPU per reason). The names are mirrored by DNAT_REASONS in the TS module. */
+/* A flow as a packet carries it (key of conntrack and conntrack_rev).
+ * conntrack: client -> VIP as the client sent it.
+ * conntrack_rev: backend -> client, as the backend's replies carry it. */
+struct flow_key {
+	__be32 saddr;
+	__be32 daddr;
+	__be16 sport;
+	__be16 dport;
+	__u8 proto;
+	__u8 pad[3];  /* always zero */
+};                    /* 16 bytes */
+
+/* What a connection remembers (value of conntrack). */
+struct conn_entry {
+	__u32 backend_id;    /* backend_map slot the flow was given */
+	__be32 backend_ip;   /* that backend's address and port when it was picked: */
+	__be16 backend_port; /* the flow moves only if the slot no longer holds them */
+	__u8 flags;          /* CONN_F_* */
+	__u8 pad0;
+	__u32 service_id;    /* for service_hits */
+	__u64 last_seen;     /* bpf_ktime_get_ns() of the last packet (coarse: ~1/16 s) */
+	/* The cached forwarding: what bpf_fib_lookup said, valid while
+	 * fib_gen equals the global fib_generation and fib_time is recent. */
+	__u64 fib_time;      /* when it was filled; 0: no cache */
+	__u32 fib_gen;
+	__u32 ifindex;       /* egress interface */
+	__u8 dmac[6];
+	__u8 smac[6];
+	__u16 mtu;           /* the egress MTU */
+	__u16 pad1;
+};                           /* 56 bytes */
+#define CONN_F_CLOSING 1     /* FIN or RST seen: the short timeout applies */
+
+/* Where a backend's replies must appear to come from (value of conntrack_rev). */
+struct conn_rev {
+	__be32 vip;
+	__be16 vport;
+	__u16 pad;    /* always zero */
+};                    /* 8 bytes */
+
+/* Why a packet went where it went: the index of a counter in dnat_stats'
+ * single per-CPU value, struct dnat_counters (one lookup per packet, all
+ * counters of a CPU side by side). Every packet the programs see is counted once under one
+ * of the verdicts (up to DNAT_REPLY_REWRITTEN); the events after it count
+ * what happened to connections on the way. The names are mirrored by
+ * DNAT_REASONS in the TS module. */
 enum dnat_reason {
 	DNAT_REDIRECT = 0,      /* hit: rewritten, sent out the backend's interface (bpf_redirect) */
 	DNAT_TX,                /* hit: rewritten, sent back out the interface it came in on (XDP_TX) */
@@ -59,8 +118,21 @@ enum dnat_reason {
 	DNAT_PASS_MALFORMED,    /* truncated at a header, bad ihl, version or total length */
 	DNAT_PASS_FRAGMENT,     /* an IP fragment: only whole datagrams are translated */
 	DNAT_PASS_OTHER_PROTO,  /* neither TCP nor UDP */
+	DNAT_PASS_NO_BACKEND,   /* a service with no (active) backend: untouched */
 	DNAT_REPLY_REWRITTEN,   /* TC egress: a backend's reply given the service's address */
+	/* events */
+	DNAT_CONN_NEW,          /* a flow got a backend through Maglev and a connection entry */
+	DNAT_CONN_RESELECT,     /* an entry's backend was removed or replaced: the flow re-picked */
+	DNAT_CONN_EXPIRED,      /* an entry idle past its timeout (or closed, then a new SYN): re-picked */
+	DNAT_CONN_FULL,         /* the connection entry could not be written: forwarded without one */
+	DNAT_FIB_REFRESH,       /* a hit that looked the route up (new flow, stale or no cache);
+				 * the other hits used the entry's cached route and MACs */
+	DNAT_REPLY_NO_CONN,     /* TC egress: TCP/UDP with no reverse entry: untouched */
 	DNAT_REASON_COUNT,
+};
+
+struct dnat_counters {
+	__u64 n[DNAT_REASON_COUNT];
 };
 
 #endif

@@ -92,6 +92,7 @@ export const bpf = {
     libbpf, 'int bpf_map__set_max_entries(void *map, uint32_t n)'),
   map_initial_value: func<(m: MapPtr, size: OutSize) => bigint | null>(
     libbpf, 'void *bpf_map__initial_value(void *map, _Out_ size_t *psize)'),
+  map_reuse_fd: func<(m: MapPtr, fd: number) => number>(libbpf, 'int bpf_map__reuse_fd(void *map, int fd)'),
   map_set_initial_value: func<(m: MapPtr, data: Buffer, size: number) => number>(
     libbpf, 'int bpf_map__set_initial_value(void *map, const void *data, size_t size)'),
 
@@ -132,6 +133,8 @@ export const bpf = {
   link_create: func<(progFd: number, targetFd: number, attachType: number, opts: Record<string, unknown> | null) => number>(
     libbpf, 'int bpf_link_create(int prog_fd, int target_fd, int attach_type, const bpf_link_create_opts *opts)'),
   link_detach: func<(fd: number) => number>(libbpf, 'int bpf_link_detach(int link_fd)'),
+  link_update: func<(fd: number, newProgFd: number, opts: null) => number>(
+    libbpf, 'int bpf_link_update(int link_fd, int new_prog_fd, const void *opts)'),
 
   // XDP (netlink) query and legacy attach
   xdp_query: func<(ifindex: number, flags: number, opts: XdpQueryOptsIn) => number>(
