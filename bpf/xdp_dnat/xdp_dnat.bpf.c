@@ -19,7 +19,8 @@
  *   checksums incrementally (RFC 1624), and forward: the entry caches what
  *   bpf_fib_lookup said (egress interface, MACs, MTU), so an established
  *   flow skips the route and neighbour lookup; the cache is refilled when
- *   it is older than fib_refresh_ns or when user space bumps
+ *   it is older than fib_refresh_ns (the entry keeps the time it expires,
+ *   so a hit reads no setting) or when user space bumps
  *   lb_globals.fib_generation (routes or neighbours changed). Known next
  *   hop: decrement the TTL, set the MACs, bpf_redirect() (XDP_TX when it is
  *   the same interface). Next hop not resolved yet, no forwarding route, or
@@ -263,11 +264,19 @@ static __always_inline int conn_usable(struct conn_entry *ce, __u8 proto, __u8 t
 		count(DNAT_CONN_RESELECT);
 		return 0;
 	}
-	__u64 timeout = (ce->flags & CONN_F_CLOSING) ? closing_timeout_ns
-			: proto == IPPROTO_TCP ? tcp_timeout_ns : udp_timeout_ns;
 	/* A SYN alone on a closed connection is a new connection reusing the ports. */
 	int reopened = (ce->flags & CONN_F_CLOSING) && (tcp_flags & (TCP_SYN | TCP_ACK)) == TCP_SYN;
-	if (now - ce->last_seen > timeout || reopened) {
+	/* An entry seen within LAST_SEEN_GRAIN cannot have idled past a timeout
+	 * (whole seconds): the timeouts (.rodata, one more cache line) are read
+	 * only for an entry idle longer than that. */
+	__u64 idle = now - ce->last_seen;
+	if (idle > LAST_SEEN_GRAIN) {
+		__u64 timeout = (ce->flags & CONN_F_CLOSING) ? closing_timeout_ns
+				: proto == IPPROTO_TCP ? tcp_timeout_ns : udp_timeout_ns;
+		if (idle > timeout)
+			reopened = 1;
+	}
+	if (reopened) {
 		count(DNAT_CONN_EXPIRED);
 		return 0;
 	}
@@ -369,7 +378,7 @@ int xdp_dnat(struct xdp_md *ctx)
 	__u32 zero = 0;
 	struct lb_globals *g = bpf_map_lookup_elem(&lb_globals, &zero);
 	__u32 gen = g ? g->fib_generation : 0;
-	int cached = ce->fib_time && ce->fib_gen == gen && now - ce->fib_time < fib_refresh_ns;
+	int cached = ce->fib_gen == gen && now < ce->fib_until;
 	if (!cached) {
 		count(DNAT_FIB_REFRESH);
 		struct bpf_fib_lookup fib = {};
@@ -385,7 +394,7 @@ int xdp_dnat(struct xdp_md *ctx)
 
 		/* BPF_FIB_LOOKUP_SKIP_NEIGH is not used: the MACs are what we cache. */
 		long rc = bpf_fib_lookup(ctx, &fib, sizeof(fib), 0);
-		ce->fib_time = 0;
+		ce->fib_until = 0;
 		if (rc == BPF_FIB_LKUP_RET_SUCCESS) {
 			ce->ifindex = fib.ifindex;
 			__builtin_memcpy(ce->dmac, fib.dmac, ETH_ALEN);
@@ -406,7 +415,7 @@ int xdp_dnat(struct xdp_md *ctx)
 			long prc = bpf_fib_lookup(ctx, &probe, sizeof(probe), 0);
 			ce->mtu = prc == BPF_FIB_LKUP_RET_FRAG_NEEDED ? probe.mtu_result : 0xffff;
 			ce->fib_gen = gen;
-			ce->fib_time = now;
+			ce->fib_until = now + fib_refresh_ns;
 		}
 		/* (Re)write the reverse entry at every lookup: a new flow's
 		 * first, and again at each refresh in case LRU pressure

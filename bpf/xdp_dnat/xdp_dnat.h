@@ -79,8 +79,8 @@ struct conn_entry {
 	__u32 service_id;    /* for service_hits */
 	__u64 last_seen;     /* bpf_ktime_get_ns() of the last packet (coarse: ~1/16 s) */
 	/* The cached forwarding: what bpf_fib_lookup said, valid while
-	 * fib_gen equals the global fib_generation and fib_time is recent. */
-	__u64 fib_time;      /* when it was filled; 0: no cache */
+	 * fib_gen equals the global fib_generation and fib_until is ahead. */
+	__u64 fib_until;     /* coarse ns it expires at (filled + fib_refresh_ns); 0: no cache */
 	__u32 fib_gen;
 	__u32 ifindex;       /* egress interface */
 	__u8 dmac[6];

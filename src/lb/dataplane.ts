@@ -38,7 +38,7 @@ export const flowKeyStruct = struct('flow_key', { saddr: 'be32', daddr: 'be32', 
 /** struct conn_entry: what a connection remembers (conntrack's value). */
 export const connEntryStruct = struct('conn_entry', {
   backend_id: 'u32', backend_ip: 'be32', backend_port: 'be16', flags: 'u8', pad0: { pad: 1 },
-  service_id: 'u32', last_seen: 'u64', fib_time: 'u64', fib_gen: 'u32', ifindex: 'u32',
+  service_id: 'u32', last_seen: 'u64', fib_until: 'u64', fib_gen: 'u32', ifindex: 'u32',
   dmac: { bytes: 6 }, smac: { bytes: 6 }, mtu: 'u16', pad1: { pad: 2 },
 });
 /** struct conn_rev: the VIP and port a backend's replies must carry (conntrack_rev's value). */
