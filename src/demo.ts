@@ -31,7 +31,7 @@ import { describeService, formatService, type Service } from './lb/model.js';
 import { DNAT_REASONS, closeDataPlaneMaps, openPinnedDataPlane, readDnatStats } from './lb/dataplane.js';
 import { cleanup, dnatLab, type DnatLab } from './lab/topology.js';
 import { run } from './lab/netns.js';
-import { startBackendServers, tcpExchange, udpExchange, type BackendServers } from './lab/traffic.js';
+import { holdTcpConnections, startBackendServers, tcpExchange, udpExchange, type BackendServers, type HeldConnections } from './lab/traffic.js';
 
 /** The demo lab's tag: its namespaces are lbts-dnatdemo-client, -lb and -backend. */
 const DEMO_TAG = 'dnatdemo';
@@ -48,6 +48,8 @@ const DEMO_TCP_SERVICE: Service = {
 };
 /** TCP connections opened to show the spread. */
 const SPREAD_CONNECTIONS = 8;
+/** TCP connections held open while a backend is removed. */
+const HELD_CONNECTIONS = 6;
 /** The UDP service the demo adds while the loader runs. */
 const DEMO_UDP_SERVICE: Service = { vip: '10.96.0.11', port: 53, proto: 'udp', backends: [{ ip: '10.244.1.5', port: 5353 }] };
 
@@ -79,6 +81,7 @@ async function demo(ctx: CommandContext): Promise<number> {
   let loaderErr = '';
   const servers: BackendServers[] = [];
   let table: ServiceTable | undefined;
+  let held: HeldConnections | undefined;
   // Steps under way (building the lab, starting the servers): teardown lets them settle first.
   const pending = new Set<Promise<unknown>>();
   const track = <T>(p: Promise<T>): Promise<T> => {
@@ -169,11 +172,23 @@ async function demo(ctx: CommandContext): Promise<number> {
     say(`  ✓ the backend got the datagram from ${sawUdp?.split(' ')[2]}`);
 
     step(7, `remove backend ${SECOND_BACKEND}:8080 while the loader runs (ServiceTable.change on the pinned maps)`);
+    const hold = held = await unlessAborted(holdTcpConnections(L.client, DEMO_TCP_SERVICE.vip, DEMO_TCP_SERVICE.port, HELD_CONNECTIONS), signal);
+    if (!(await unlessAborted(hold.exchange(1, 1000, 0), signal)).every(Boolean)) throw new Error('held connections: an exchange failed before any change');
+    for (let w = 0; w < 40 && !hold.locals.every((l) => backendOf(l) >= 0); w++) await unlessAborted(new Promise((r) => setTimeout(r, 50)), signal);
+    const heldOn = hold.locals.map(backendOf);
+    const onFirst = heldOn.filter((b) => b === 0).length;
+    say(`  holding ${HELD_CONNECTIONS} open connections: ${onFirst} on ${L.backendIp}:8080, ${heldOn.filter((b) => b === 1).length} on ${SECOND_BACKEND}:8080`);
     const kept: Service = { ...DEMO_TCP_SERVICE, backends: [DEMO_TCP_SERVICE.backends[0]] };
     tbl.change(kept);
     say(`  changed ${describeService(kept)}`);
     say(`  (by hand: ${tsxCommand('scripts/services.ts', ['--pin-dir', demoPinDir(L), 'change', formatService(kept)])})`);
     say('  established connections keep their backend (their connection entries); only those on the removed one pick again');
+    const ok = await unlessAborted(hold.exchange(3, 1000, 0.05), signal);
+    const carried = heldOn.filter((b, i) => b === 0 && ok[i]).length;
+    if (carried !== onFirst) throw new Error(`${onFirst - carried} of the ${onFirst} held connections on ${L.backendIp} broke when ${SECOND_BACKEND} was removed`);
+    const cut = heldOn.filter((b, i) => b === 1 && !ok[i]).length;
+    say(`  ✓ the ${onFirst} held connections on ${L.backendIp}:8080 carried on exchanging data; ${cut} of the ${heldOn.length - onFirst} on the removed backend were cut (moved to ${L.backendIp}, which knows no such connection and resets it)`);
+    await hold.close();
     const after = await spread(SPREAD_CONNECTIONS);
     if (after[1] !== 0) throw new Error(`${after[1]} new connections still went to the removed backend ${SECOND_BACKEND}`);
     say(`  ✓ ${SPREAD_CONNECTIONS} new connections: ${after[0]} on ${L.backendIp}:8080, ${after[1]} on ${SECOND_BACKEND}:8080`);
@@ -198,6 +213,7 @@ async function demo(ctx: CommandContext): Promise<number> {
   } finally {
     // One teardown for every way out; each step runs even when one before it fails.
     await Promise.allSettled([...pending]);
+    await held?.close();
     try { table?.close(); } catch (e) { log(`warning: teardown: ${(e as Error).message}`); }
     if (loader && loader.exitCode === null && loader.signalCode === null) {
       const l = loader;

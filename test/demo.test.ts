@@ -82,6 +82,7 @@ describe.skipIf(!kernelTests())('the demo (npm start) leaves nothing however it 
     // Two backends behind the VIP; after one is removed every new connection goes to the other.
     expect(d.stdout()).toMatch(/✓ 8 more connections, spread by Maglev over the 5-tuples: \d on 10\.244\.1\.5:8080, \d on 10\.244\.1\.6:8080\n/);
     expect(d.stdout()).toContain('✓ 8 new connections: 8 on 10.244.1.5:8080, 0 on 10.244.1.6:8080\n');
+    expect(d.stdout()).toMatch(/✓ the \d held connections on 10\.244\.1\.5:8080 carried on exchanging data/);
     expect(d.stderr()).toBe('');
     expect(await leftAfter()).toEqual([]);
   });

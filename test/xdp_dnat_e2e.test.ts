@@ -21,7 +21,6 @@
  * checksums from the client (`ethtool -K eth0 tx off`: XDP cannot complete
  * a partial checksum).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -29,7 +28,7 @@ import { Link } from '../src/link.js';
 import { LB_LINKS, closeDataPlaneMaps, openPinnedDataPlane, readDnatStats, type DataPlaneMaps } from '../src/lb/dataplane.js';
 import { ServiceTable } from '../src/lb/table.js';
 import { parseService } from '../src/lb/model.js';
-import { startBackendServers, tcpExchange, type BackendServers } from '../src/lab/index.js';
+import { holdTcpConnections as holdConnections, startBackendServers, tcpExchange, type BackendServers } from '../src/lab/index.js';
 import { dnatLab, run, runNs, type DnatLab } from '../src/lab/index.js';
 import { addNs, delNs, sysctl, waitUp } from '../src/lab/netns.js';
 import { kernelTests, removePins } from './helpers/kernel.js';
@@ -44,79 +43,6 @@ async function csumErrors(ns: string): Promise<number> {
     total += Number(vals[head.indexOf('InCsumErrors')]);
   }
   return total;
-}
-
-/** A client holding `n` TCP connections open, exchanging data on all of them on request. */
-const HELD = `
-import socket,sys,json,os,time
-ip,port,n=sys.argv[1],int(sys.argv[2]),int(sys.argv[3])
-socks=[]
-for i in range(n):
-  s=socket.socket(); s.settimeout(3); s.connect((ip,port)); socks.append(s)
-print(json.dumps({'locals':['%s:%d'%s.getsockname() for s in socks],'peers':['%s:%d'%s.getpeername() for s in socks]}),flush=True)
-alive=[True]*n
-for line in sys.stdin:
-  a=line.split()
-  if not a or a[0]=='q': break
-  rounds,size,pause=int(a[0]),int(a[1]),float(a[2])
-  for r in range(rounds):
-    for i,s in enumerate(socks):
-      if not alive[i]: continue
-      try:
-        d=os.urandom(size); s.sendall(d); got=b''
-        while len(got)<size:
-          x=s.recv(65536)
-          if not x: raise OSError('closed')
-          got+=x
-        if got!=d: raise OSError('differs')
-      except OSError:
-        alive[i]=False
-    time.sleep(pause)
-  print(json.dumps({'ok':alive}),flush=True)
-`;
-
-interface Held {
-  locals: string[];
-  peers: string[];
-  /** `rounds` exchanges of `size` bytes on every live connection, `pause` s apart: which connections are still fine. */
-  exchange(rounds: number, size: number, pause: number): Promise<boolean[]>;
-  close(): Promise<void>;
-}
-
-async function holdConnections(ns: string, ip: string, port: number, n: number): Promise<Held> {
-  const child: ChildProcess = spawn('ip', ['netns', 'exec', ns, 'python3', '-c', HELD, ip, String(port), String(n)], { stdio: ['pipe', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  child.stdout!.setEncoding('utf8').on('data', (d: string) => { out += d; });
-  child.stderr!.setEncoding('utf8').on('data', (d: string) => { err += d; });
-  child.stdin!.on('error', () => { /* gone */ });
-  const exited = new Promise<void>((resolve) => child.on('close', () => resolve()));
-  let consumed = 0;
-  const nextLine = () => new Promise<string>((resolve, reject) => {
-    const t0 = Date.now();
-    const tick = () => {
-      const nl = out.indexOf('\n', consumed);
-      if (nl >= 0) { const l = out.slice(consumed, nl); consumed = nl + 1; return resolve(l); }
-      if (child.exitCode !== null) return reject(new Error(`held connections: ${err.trim().split('\n').pop() ?? 'exited'}`));
-      if (Date.now() - t0 > 60_000) return reject(new Error('held connections: no answer in 60 s'));
-      setTimeout(tick, 20);
-    };
-    tick();
-  });
-  const first = JSON.parse(await nextLine()) as { locals: string[]; peers: string[] };
-  return {
-    ...first,
-    async exchange(rounds, size, pause) {
-      child.stdin!.write(`${rounds} ${size} ${pause}\n`);
-      return (JSON.parse(await nextLine()) as { ok: boolean[] }).ok;
-    },
-    async close() {
-      child.stdin!.end('q\n');
-      const t = setTimeout(() => child.kill('SIGKILL'), 3000);
-      await exited;
-      clearTimeout(t);
-    },
-  };
 }
 
 const MODES = [

@@ -9,6 +9,6 @@ export {
 } from './topology.js';
 export { CommandError, run, runNs, type RunOptions } from './netns.js';
 export {
-  allowTrafficFrom, listenUdp, ping, ping6, sendTcpConnect, sendUdp, startBackendServers, tcpConnect, tcpExchange, udpExchange,
-  type BackendServers, type TcpResult, type UdpListener, type UdpReceived, type UdpResult,
+  allowTrafficFrom, holdTcpConnections, listenUdp, ping, ping6, sendTcpConnect, sendUdp, startBackendServers, tcpConnect, tcpExchange, udpExchange,
+  type BackendServers, type HeldConnections, type TcpResult, type UdpListener, type UdpReceived, type UdpResult,
 } from './traffic.js';

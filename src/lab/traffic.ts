@@ -410,3 +410,98 @@ export async function ping6(ns: string, ip: string, count = 3): Promise<number> 
   parseIpv6(ip);
   return ping(ns, ip, count);
 }
+
+/** The client of holdTcpConnections. */
+const HELD = `
+import socket,sys,json,os,time
+ip,port,n=sys.argv[1],int(sys.argv[2]),int(sys.argv[3])
+socks=[]
+for i in range(n):
+  s=socket.socket(); s.settimeout(3); s.connect((ip,port)); socks.append(s)
+print(json.dumps({'locals':['%s:%d'%s.getsockname() for s in socks],'peers':['%s:%d'%s.getpeername() for s in socks]}),flush=True)
+alive=[True]*n
+for line in sys.stdin:
+  a=line.split()
+  if not a or a[0]=='q': break
+  rounds,size,pause=int(a[0]),int(a[1]),float(a[2])
+  for r in range(rounds):
+    for i,s in enumerate(socks):
+      if not alive[i]: continue
+      try:
+        d=os.urandom(size); s.sendall(d); got=b''
+        while len(got)<size:
+          x=s.recv(65536)
+          if not x: raise OSError('closed')
+          got+=x
+        if got!=d: raise OSError('differs')
+      except OSError:
+        alive[i]=False
+    time.sleep(pause)
+  print(json.dumps({'ok':alive}),flush=True)
+`;
+
+/** TCP connections a client in a lab namespace holds open (holdTcpConnections). */
+export interface HeldConnections {
+  /** The client's address:port of each connection. */
+  locals: string[];
+  /** The address:port each one is connected to (the VIP when replies are translated). */
+  peers: string[];
+  /** `rounds` exchanges of `size` bytes on every live connection, `pause` s apart: which connections are still fine. */
+  exchange(rounds: number, size: number, pause: number): Promise<boolean[]>;
+  /** Ends the client (its connections close); safe to call twice. */
+  close(): Promise<void>;
+}
+
+/**
+ * Opens `n` TCP connections from namespace `ns` to ip:port and holds them
+ * open; exchange() sends and checks echoed data on every live one. Rejects
+ * when a connection cannot be made (the client's error). Needs root and
+ * python3; `ns` must be a lab namespace.
+ */
+export async function holdTcpConnections(ns: string, ip: string, port: number, n: number): Promise<HeldConnections> {
+  labNs(ns);
+  parseIpv4(ip);
+  int('port', port, 1, 65535);
+  int('connections', n, 1, 1000);
+  const child: ChildProcess = spawn('ip', ['netns', 'exec', ns, PYTHON, '-c', HELD, ip, String(port), String(n)], { stdio: ['pipe', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stdout!.setEncoding('utf8').on('data', (d: string) => { out += d; });
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => { err += d; });
+  child.stdin!.on('error', () => { /* gone */ });
+  const exited = new Promise<void>((resolve) => child.on('close', () => resolve()));
+  let consumed = 0;
+  const nextLine = () => new Promise<string>((resolve, reject) => {
+    const t0 = Date.now();
+    const tick = () => {
+      const nl = out.indexOf('\n', consumed);
+      if (nl >= 0) { const l = out.slice(consumed, nl); consumed = nl + 1; return resolve(l); }
+      if (child.exitCode !== null) return reject(new Error(`held connections: ${err.trim().split('\n').pop() ?? 'exited'}`));
+      if (Date.now() - t0 > 60_000) return reject(new Error('held connections: no answer in 60 s'));
+      setTimeout(tick, 20);
+    };
+    tick();
+  });
+  let first: { locals: string[]; peers: string[] };
+  try {
+    first = JSON.parse(await nextLine()) as { locals: string[]; peers: string[] };
+  } catch (e) {
+    child.kill('SIGKILL');
+    await exited;
+    throw e;
+  }
+  return {
+    ...first,
+    async exchange(rounds, size, pause) {
+      child.stdin!.write(`${rounds} ${size} ${pause}\n`);
+      return (JSON.parse(await nextLine()) as { ok: boolean[] }).ok;
+    },
+    async close() {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      child.stdin!.end('q\n');
+      const t = setTimeout(() => child.kill('SIGKILL'), 3000);
+      await exited;
+      clearTimeout(t);
+    },
+  };
+}
