@@ -42,6 +42,12 @@ function asBtf(x: unknown, btfSide: BtfValue): unknown {
   if (typeof btfSide === 'number' && typeof x === 'string') return x.split('.').reduce((a, o) => a * 256 + Number(o), 0);
   if (x instanceof Uint8Array) {
     if (typeof btfSide === 'string') { const end = x.indexOf(0); return Buffer.from(x.subarray(0, end < 0 ? x.length : end)).toString('utf8'); }
+    // an array of wider integers spelled as its bytes (maglev_table, dnat_counters): its elements, host order
+    if (Array.isArray(btfSide) && btfSide.length > 0 && btfSide.length < x.length) {
+      const w = x.length / btfSide.length;
+      const b = Buffer.from(x.buffer, x.byteOffset, x.length);
+      return btfSide.map((_, k) => (w === 8 ? b.readBigUInt64LE(k * 8) : b.readUIntLE(k * w, w)));
+    }
     return Array.from(x);
   }
   return x;
