@@ -16,7 +16,7 @@
  * same maps.
  */
 import { join } from 'node:path';
-import { existsSync, mkdirSync, readdirSync, rmdirSync, unlinkSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { formatIpv4, struct, u32, type Codec, type StructCodec } from '../codec.js';
 import {
   LB_MAGLEV_SIZE, backendStruct, lbSharedLayouts, maglevTableCodec, serviceCounterStruct, serviceInfoStruct, serviceKeyStruct, type LbMaps,
@@ -259,15 +259,8 @@ export function attachOrUpdate(
   return { link, outcome: 'attached' };
 }
 
-/** Removes the pins of a data plane in `dir` (maps and links) and the directory if that leaves it empty. Safe to call twice. */
-export function removeDataPlanePins(dir: string): void {
-  for (const name of [...Object.values(DP_MAPS), ...Object.values(LB_LINKS)]) {
-    try { unlinkSync(join(dir, name)); } catch { /* not there */ }
-  }
-  try {
-    if (readdirSync(dir).length === 0) rmdirSync(dir);
-  } catch { /* gone or not empty */ }
-}
+/** The names a data plane pins in its directory: its maps and its two links. */
+export const DATA_PLANE_PIN_NAMES: readonly string[] = [...Object.values(DP_MAPS), ...Object.values(LB_LINKS)];
 
 /** A connection entry as user space shows it. */
 export interface Connection {

@@ -30,7 +30,7 @@ import { PINS, defaultPinDir } from '../lessons/xdp_dnat/pins.js';
 import { HitMonitor, hitJson, renderHitTable } from '../lessons/xdp_dnat/monitor.js';
 import {
   LB_LINKS, LB_PROGRAMS, adoptPinnedMaps, attachOrUpdate, configureDataPlane, dataPlaneMaps, pinDataPlaneMaps,
-  removeDataPlanePins, readDnatStats,
+  DATA_PLANE_PIN_NAMES, readDnatStats,
 } from '../lb/dataplane.js';
 import { ServiceTable } from '../lb/table.js';
 import { describeService, parseService, validateServices, type Service } from '../lb/model.js';
@@ -102,7 +102,7 @@ await runLesson<Opts>({
       if (existsSync(marker)) {
         const id = pinnedMapId(marker);
         if (id !== undefined && mapInUse(id)) throw new BpfError(`pin services at ${dir}`, Errno.EBUSY, `another xdp_dnat loader is using ${dir} (use --pin-dir to pick another directory)`);
-        removeDataPlanePins(dir);
+        PINS.unpin(dir, DATA_PLANE_PIN_NAMES);
       }
     }
     if (keep) mkdirSync(dir, { recursive: true }); // the links are pinned in it
@@ -150,7 +150,7 @@ await runLesson<Opts>({
       if (adopted.length) log(`applied --service to the adopted state: ${r.servicesAdded} added, ${r.servicesChanged} changed, ${r.servicesRemoved} removed, ${r.servicesUnchanged} unchanged`);
     }
     pinDataPlaneMaps(maps, dir);
-    if (!keep) ctx.defer(() => removeDataPlanePins(dir));
+    if (!keep) ctx.defer(() => PINS.unpin(dir, DATA_PLANE_PIN_NAMES));
     log(`pinned maps at ${dir}${keep ? ' (kept on exit: the next loader with this --pin-dir adopts them)' : ''} (list services: ${tsxCommand('scripts/services.ts', ['--pin-dir', dir, 'list'])})`);
     log('Ctrl-C to stop');
   },
