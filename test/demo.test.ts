@@ -26,7 +26,7 @@ async function leftovers(): Promise<string[]> {
   if (existsSync(PIN_DIR)) left.push(`pins ${PIN_DIR}`);
   left.push(...loadedPrograms().filter((p) => p.name === 'xdp_dnat' || p.name === 'tc_dnat_reply').map((p) => `program ${p.name} (id ${p.id})`));
   const ps = spawnSync('ps', ['-eo', 'pid=,args='], { encoding: 'utf8' }).stdout.split('\n');
-  left.push(...ps.filter((l) => l.includes(DEMO) || l.includes(`--pin-dir ${PIN_DIR}`) || l.includes('lbts-dnatdemo')).map((l) => `process ${l.trim()}`));
+  left.push(...ps.filter((l) => l.includes(DEMO) || l.includes(PIN_DIR) || l.includes('lbts-dnatdemo')).map((l) => `process ${l.trim()}`));
   return left;
 }
 
@@ -99,7 +99,7 @@ describe.skipIf(!kernelTests())('the demo (npm start) leaves nothing however it 
   it.each([
     ['SIGTERM', 'loader: Ctrl-C to stop', 143],
     ['SIGHUP', 'loader: Ctrl-C to stop', 129],
-    ['SIGINT', '[2/8] build the lab', 130],
+    ['SIGINT', '[2/9] build the lab', 130],
   ] as const)('on %s (after "%s") tears down and exits %i', async (sig, after, code) => {
     const d = startDemo();
     await d.waitFor(after);
