@@ -40,6 +40,8 @@ import { mapInUse, pinnedMapId } from '../map.js';
 import { TC_MODES, type TcMode } from '../tc.js';
 import { ensureBpffs } from '../bpffs.js';
 import { tsxCommand } from '../cli/hint.js';
+import { refreshForwardingOnChange } from '../lb/fibwatch.js';
+import { describeChange } from '../net/rtwatch.js';
 
 interface Opts {
   service?: Service[];
@@ -150,6 +152,11 @@ await runLesson<Opts>({
       if (adopted.length) log(`applied --service to the adopted state: ${r.servicesAdded} added, ${r.servicesChanged} changed, ${r.servicesRemoved} removed, ${r.servicesUnchanged} unchanged`);
     }
     pinDataPlaneMaps(maps, dir);
+    // Routes or neighbours changed: every flow's cached forwarding is looked up again on its next packet.
+    const watch = refreshForwardingOnChange(maps.globals,
+      (g, c) => { if (opts.verbose) log(`fib_generation ${g}: ${describeChange(c)}`); },
+      (e) => log(`warning: route and neighbour watch: ${e.message}`));
+    ctx.defer(() => watch.close());
     if (!keep) ctx.defer(() => PINS.unpin(dir, DATA_PLANE_PIN_NAMES));
     log(`pinned maps at ${dir}${keep ? ' (kept on exit: the next loader with this --pin-dir adopts them)' : ''} (list services: ${tsxCommand('scripts/services.ts', ['--pin-dir', dir, 'list'])})`);
     log('Ctrl-C to stop');
