@@ -49,7 +49,7 @@ const DEMO_TCP_SERVICE: Service = {
 };
 /** TCP connections opened to show the spread. */
 const SPREAD_CONNECTIONS = 8;
-/** TCP connections held open while a backend is removed. */
+/** TCP connections held open while a backend is removed, and again while the loader restarts. */
 const HELD_CONNECTIONS = 6;
 /** The UDP service the demo adds while the loader runs. */
 const DEMO_UDP_SERVICE: Service = { vip: '10.96.0.11', port: 53, proto: 'udp', backends: [{ ip: '10.244.1.5', port: 5353 }] };

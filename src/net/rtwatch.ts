@@ -5,8 +5,7 @@
  * move a packet's forwarding, coalesced: at most one report per
  * `coalesceMs`, the first one at once.
  */
-import { Errno } from '../errors.js';
-import { BpfError } from '../errors.js';
+import { BpfError, Errno } from '../errors.js';
 import { RTMGRP, rtnetlinkClose, rtnetlinkReceive, rtnetlinkSubscribe } from '../ffi/rtnetlink.js';
 import { watchReadable, type FdWatch } from '../ffi/sys.js';
 import { ForwardingChanges, parseRtDatagram, type RtEvent } from './rtmsg.js';
