@@ -218,7 +218,7 @@ describe.skipIf(!kernelTests())('ServiceTable on kernel maps', () => {
     const dir = `/sys/fs/bpf/libbpf-ts/lbt-test-${process.pid}`;
     try {
       mkdirSync(dir, { recursive: true });
-      for (const [k, name] of Object.entries(LB_MAPS)) maps[k as keyof LbMaps].pin(join(dir, name));
+      for (const [k, name] of Object.entries(LB_MAPS)) maps[k as keyof typeof LB_MAPS].pin(join(dir, name));
       table.apply([svc(A), svc(C)]);
       const pinned = ServiceTable.openPinned(dir);
       try {
