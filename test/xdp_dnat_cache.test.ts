@@ -56,7 +56,7 @@ describe.skipIf(!kernelTests())('xdp_dnat flow cache (test runs with a forwardin
     expect(o.slotAfterAck).not.toBeNull();
     expect(o.slotAfterAck!.backend).toBe('10.244.1.5:8080');
     expect(o.slotAfterAck!.epochMatches).toBe(true);
-    expect(o.slotAfterAck!.validatedAgoMs).toBeLessThan(1000);
+    expect(o.slotAfterAck!.filled).toBe(true);
   });
 
   it('a cached flow reads no map a writer changed until the epoch changes; then its next packet sees the change', () => {

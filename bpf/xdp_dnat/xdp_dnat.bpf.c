@@ -366,19 +366,19 @@ int xdp_dnat(struct xdp_md *ctx)
 	struct lb_globals *g = bpf_map_lookup_elem(&lb_globals, &zero);
 	__u32 gen = g ? g->fib_generation : 0;
 	__u32 epoch = g ? g->epoch : 0;
-	__u64 now = bpf_ktime_get_coarse_ns();
+	__u64 jiffies = bpf_jiffies64(); /* inlined: one load */
 	__u32 h = flow_hash(fk.saddr, fk.daddr, fk.sport, fk.dport, proto);
 	__u16 tot_len = bpf_ntohs(ip->tot_len);
 
 	/* The flow cache: a hit forwards with what the slot holds. TCP SYN,
 	 * FIN and RST always take the full path (they open and close
 	 * connections), and so does every flow at least once per
-	 * LAST_SEEN_GRAIN per CPU (conntrack's last_seen, LRU and timeouts). */
+	 * FLOW_CACHE_GRAIN per CPU (conntrack's last_seen, LRU and timeouts). */
 	__u32 idx = (bpf_get_smp_processor_id() << FLOW_CACHE_BITS) | (h & (FLOW_CACHE_SLOTS - 1));
 	struct flow_cache_slot *slot = bpf_map_lookup_elem(&flow_cache, &idx);
 	int ctl = v.tcp_flags & (TCP_SYN | TCP_FIN | TCP_RST);
-	if (slot && !ctl && slot->epoch == epoch && slot_holds(slot, &fk) &&
-	    now - slot->validated < LAST_SEEN_GRAIN && tot_len <= slot->mtu && ip->ttl > 1) {
+	if (__builtin_expect(slot && !ctl && slot->epoch == epoch && slot_holds(slot, &fk) &&
+			     jiffies - slot->validated < FLOW_CACHE_GRAIN && tot_len <= slot->mtu && ip->ttl > 1, 1)) {
 		count_hit(slot->service_id, tot_len);
 		rewrite_dst(&v, proto, slot->backend_ip, slot->backend_port);
 		return forward(ctx, data, ip, slot->dmac, slot->smac, slot->ifindex);
@@ -389,6 +389,7 @@ int xdp_dnat(struct xdp_md *ctx)
 	if (slot && ctl && slot_holds(slot, &fk))
 		slot->validated = 0;
 
+	__u64 now = bpf_ktime_get_coarse_ns();
 	struct conn_entry fresh;
 	struct conn_entry *ce = bpf_map_lookup_elem(&conntrack, &fk);
 	if (ce && !conn_usable(ce, proto, v.tcp_flags, now))
@@ -536,7 +537,7 @@ int xdp_dnat(struct xdp_md *ctx)
 		slot->mtu = ce->mtu;
 		slot->epoch = epoch;
 		slot->ifindex = ce->ifindex;
-		slot->validated = now;
+		slot->validated = jiffies;
 		__builtin_memcpy(slot->dmac, ce->dmac, ETH_ALEN);
 		__builtin_memcpy(slot->smac, ce->smac, ETH_ALEN);
 		slot->service_id = ce->service_id;

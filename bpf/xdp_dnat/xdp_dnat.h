@@ -103,7 +103,10 @@ struct lb_globals {
  * everything an established flow's packet needs, in one cache line, so
  * such a packet reads no conntrack or backend_map entry. A slot is used
  * only while its epoch is lb_globals.epoch and it was validated by the
- * full path less than LAST_SEEN_GRAIN ago. Only its CPU writes it. */
+ * full path less than FLOW_CACHE_GRAIN jiffies ago (16: 16 ms at HZ=1000,
+ * 64 ms at HZ=250, 160 ms at HZ=100; jiffies, not ns, because reading them
+ * is one load, where the clock is a helper call). Only its CPU writes it. */
+#define FLOW_CACHE_GRAIN 16
 #define FLOW_CACHE_BITS 12
 #define FLOW_CACHE_SLOTS (1U << FLOW_CACHE_BITS)
 struct flow_cache_slot {
@@ -119,7 +122,7 @@ struct flow_cache_slot {
 	__u16 mtu;            /* the egress MTU */
 	__u32 epoch;          /* lb_globals.epoch when the full path filled it */
 	__u32 ifindex;        /* egress interface */
-	__u64 validated;      /* coarse ns the full path last filled it */
+	__u64 validated;      /* jiffies when the full path last filled it; 0: empty */
 	__u8 dmac[6];
 	__u8 smac[6];
 	__u32 service_id;     /* for service_hits */
