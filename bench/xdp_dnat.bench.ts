@@ -3,8 +3,8 @@
  * `return XDP_PASS` program, through BPF_PROG_TEST_RUN, all measured in one
  * run by the same method:
  * - established-flow hit: a packet of a flow in the flow cache (what every
- *   packet of an established flow is, but its first and one per ~67 ms per
- *   CPU): the slot (one cache line: the flow, the backend, egress, MACs,
+ *   packet of an established flow is, but its first and one per 16 jiffies
+ *   per CPU): the slot (one cache line: the flow, the backend, egress, MACs,
  *   MTU) checked against the packet and the epoch, rewrite, checksums, TTL,
  *   MACs, XDP_REDIRECT;
  * - established-flow hit, full path: the same packet with the epoch changed
@@ -204,7 +204,7 @@ const bench: BenchModule = {
       rows.push(
         {
           group: 'xdp_dnat', figure: 'established-flow hit (flow cache)', unit: 'ns/pkt', ts: w.establishedNs, ratio, goal: 'established / bare <= 3', pass: ratio <= 3,
-          note: `${how}; ends in ${verdict}; ${w.establishedCached} of ${w.establishedRuns} timed runs used a cached forwarding (the rest looked the route up: once a second), none created a connection; the full path revalidates the slot once per ~67 ms`,
+          note: `${how}; ends in ${verdict}; ${w.establishedCached} of ${w.establishedRuns} timed runs used a cached forwarding (the rest looked the route up: once a second), none created a connection; the full path revalidates the slot once per 16 jiffies`,
         },
         { group: 'xdp_dnat', figure: 'established-flow hit, full path (flow cache missed: conntrack, backend check, cached forwarding)', unit: 'ns/pkt', ts: w.fullNs, ratio: w.fullNs / w.passNs, note: `${how}; the epoch changed before each call (outside the timed run); ratio: vs bare` },
         { group: 'xdp_dnat', figure: 'new-flow hit (Maglev pick, FIB lookups, connection + reverse entry inserted)', unit: 'ns/pkt', ts: w.newNs, ratio: w.newNs / w.passNs, note: `${how}; a new 5-tuple in every call: ${w.newConns} of ${w.newRuns} runs counted conn_new; ratio: vs bare` },

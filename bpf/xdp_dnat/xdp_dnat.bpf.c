@@ -5,8 +5,20 @@
  * translation of replies from the connection entries.
  *
  * Forward path, XDP on the interface clients reach the VIPs through:
- *   parse Ethernet / IPv4 (options too) / TCP or UDP; look the flow up in
- *   conntrack (LRU hash, key: the 5-tuple as the client sent it).
+ *   parse Ethernet / IPv4 (options too) / TCP or UDP.
+ *   - Flow cache: the flow's slot in this CPU's part of flow_cache (an
+ *     array indexed by the flow hash; one cache line: the flow, its backend,
+ *     egress interface, MACs, MTU). It is used when it holds this flow, was
+ *     filled at the current lb_globals.epoch (user space changes it after
+ *     every write to services, backends or conntrack, and after route or
+ *     neighbour changes) less than FLOW_CACHE_GRAIN jiffies ago, and the
+ *     packet is not a TCP SYN, FIN or RST, fits the MTU and has TTL > 1:
+ *     then rewrite and forward, reading no other table. Otherwise the full
+ *     path below, which fills the slot again (so every flow still passes
+ *     through conntrack at least once per grain per CPU: last_seen, LRU
+ *     and timeouts keep working). A closing connection is not cached.
+ *   Full path: look the flow up in conntrack (LRU hash, key: the 5-tuple as
+ *   the client sent it).
  *   - Established: the entry names the backend (id, address, port). It is
  *     used while backend_map[id] is still active with the same address and
  *     port and the entry has not idled past its timeout; otherwise the flow

@@ -322,7 +322,7 @@ export function bumpFibGeneration(globals: BpfMap<number, LbGlobals>): number {
  * Deletes connection entries (and their flows' flow cache slots, through
  * the epoch): the flows' next packets are picked again as new ones. Deleting
  * from conntrack directly leaves a cached flow on its old backend for up to
- * ~67 ms per CPU. Returns how many entries existed. Throws a BpfError.
+ * FLOW_CACHE_GRAIN (16 jiffies) per CPU. Returns how many entries existed. Throws a BpfError.
  */
 export function forgetConnections(maps: Pick<DataPlaneMaps, 'conntrack' | 'globals'>, keys: readonly FlowKey[]): number {
   let n = 0;
