@@ -167,13 +167,6 @@ static __always_inline void count(__u32 reason)
 		c->n[reason] += 1;
 }
 
-/* The same on a dnat_counters the caller looked up already. */
-static __always_inline void count_in(struct dnat_counters *c, __u32 reason)
-{
-	if (c && reason < DNAT_REASON_COUNT)
-		c->n[reason] += 1;
-}
-
 static __always_inline void count_hit(__u32 service_id, __u64 bytes)
 {
 	struct service_counter *c = bpf_map_lookup_elem(&service_hits, &service_id);
@@ -282,12 +275,12 @@ static __always_inline int parse_l4(void *data, void *data_end, __u32 frame_len,
 
 /* Is this entry still the flow's? Its backend slot must hold the same
  * backend, and it must not have idled past its timeout. */
-static __always_inline int conn_usable(struct dnat_counters *cnt, struct conn_entry *ce, __u8 proto, __u8 tcp_flags, __u64 now)
+static __always_inline int conn_usable(struct conn_entry *ce, __u8 proto, __u8 tcp_flags, __u64 now)
 {
 	__u32 id = ce->backend_id;
 	struct backend *be = bpf_map_lookup_elem(&backend_map, &id);
 	if (!be || !(be->flags & BACKEND_F_ACTIVE) || be->ip != ce->backend_ip || be->port != ce->backend_port) {
-		count_in(cnt, DNAT_CONN_RESELECT);
+		count(DNAT_CONN_RESELECT);
 		return 0;
 	}
 	/* A SYN alone on a closed connection is a new connection reusing the ports. */
@@ -303,7 +296,7 @@ static __always_inline int conn_usable(struct dnat_counters *cnt, struct conn_en
 			reopened = 1;
 	}
 	if (reopened) {
-		count_in(cnt, DNAT_CONN_EXPIRED);
+		count(DNAT_CONN_EXPIRED);
 		return 0;
 	}
 	return 1;
@@ -337,7 +330,7 @@ static __always_inline void rewrite_dst(struct l4_view *v, __u8 proto, __be32 ne
 /* Forwarding ourselves, what the stack would do: TTL (the caller checked
  * it is above 1) and its checksum, the MACs, then out the egress
  * interface, or back out the ingress one with XDP_TX. */
-static __always_inline int forward(struct dnat_counters *cnt, struct xdp_md *ctx, void *data, struct iphdr *ip, const __u8 *dmac, const __u8 *smac, __u32 out)
+static __always_inline int forward(struct xdp_md *ctx, void *data, struct iphdr *ip, const __u8 *dmac, const __u8 *smac, __u32 out)
 {
 	__be16 old_ttl_word = *(__be16 *)&ip->ttl; /* ttl and protocol */
 	ip->ttl -= 1;
@@ -347,10 +340,10 @@ static __always_inline int forward(struct dnat_counters *cnt, struct xdp_md *ctx
 	__builtin_memcpy(eth->h_dest, dmac, ETH_ALEN);
 	__builtin_memcpy(eth->h_source, smac, ETH_ALEN);
 	if (out == ctx->ingress_ifindex) {
-		count_in(cnt, DNAT_TX);
+		count(DNAT_TX);
 		return XDP_TX;
 	}
-	count_in(cnt, DNAT_REDIRECT);
+	count(DNAT_REDIRECT);
 	return bpf_redirect(out, 0);
 }
 
@@ -360,20 +353,10 @@ int xdp_dnat(struct xdp_md *ctx)
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
 	struct l4_view v;
-	/* The counters and the globals first, and the counters' line touched:
-	 * their cache misses overlap the work below instead of adding to it
-	 * (measured: ~20 ns of a cold established hit). */
-	__u32 zero = 0;
-	struct dnat_counters *cnt = bpf_map_lookup_elem(&dnat_stats, &zero);
-	struct lb_globals *g = bpf_map_lookup_elem(&lb_globals, &zero);
-	if (cnt) {
-		__u64 t = cnt->n[DNAT_REDIRECT];
-		asm volatile("" :: "r"(t));
-	}
 
 	int why = parse_l4(data, data_end, data_end - data, &v);
 	if (why >= 0) {
-		count_in(cnt, why);
+		count(why);
 		return XDP_PASS;
 	}
 	struct iphdr *ip = v.ip;
@@ -388,9 +371,11 @@ int xdp_dnat(struct xdp_md *ctx)
 	fk.dport = v.ports[1];
 	fk.proto = proto;
 
-	/* The epoch before any other table: a slot filled below carries the
-	 * epoch read before the maps it was filled from, so a change user space makes meanwhile
+	/* The epoch first: a slot filled below carries the epoch read before
+	 * the maps it was filled from, so a change user space makes meanwhile
 	 * (maps first, then the epoch) cannot hide behind it. */
+	__u32 zero = 0;
+	struct lb_globals *g = bpf_map_lookup_elem(&lb_globals, &zero);
 	__u32 gen = g ? g->fib_generation : 0;
 	__u32 epoch = g ? g->epoch : 0;
 	__u64 jiffies = bpf_jiffies64(); /* inlined: one load */
@@ -408,7 +393,7 @@ int xdp_dnat(struct xdp_md *ctx)
 			     jiffies - slot->validated < FLOW_CACHE_GRAIN && tot_len <= slot->mtu && ip->ttl > 1, 1)) {
 		count_hit(slot->service_id, tot_len);
 		rewrite_dst(&v, proto, slot->backend_ip, slot->backend_port);
-		return forward(cnt, ctx, data, ip, slot->dmac, slot->smac, slot->ifindex);
+		return forward(ctx, data, ip, slot->dmac, slot->smac, slot->ifindex);
 	}
 
 	/* A FIN or RST takes the flow out of its slot (a closing connection
@@ -419,7 +404,7 @@ int xdp_dnat(struct xdp_md *ctx)
 	__u64 now = bpf_ktime_get_coarse_ns();
 	struct conn_entry fresh;
 	struct conn_entry *ce = bpf_map_lookup_elem(&conntrack, &fk);
-	if (ce && !conn_usable(cnt, ce, proto, v.tcp_flags, now))
+	if (ce && !conn_usable(ce, proto, v.tcp_flags, now))
 		ce = NULL;
 	int is_new = !ce;
 	if (is_new) {
@@ -429,13 +414,13 @@ int xdp_dnat(struct xdp_md *ctx)
 		key.proto = proto;
 		struct service_info *svc = bpf_map_lookup_elem(&service_map, &key);
 		if (!svc) {
-			count_in(cnt, DNAT_PASS_MISS);
+			count(DNAT_PASS_MISS);
 			return XDP_PASS;
 		}
 		__u32 sid = svc->id;
 		struct maglev_table *mt = svc->backend_count ? bpf_map_lookup_elem(&maglev_map, &sid) : NULL;
 		if (!mt) {
-			count_in(cnt, DNAT_PASS_NO_BACKEND);
+			count(DNAT_PASS_NO_BACKEND);
 			return XDP_PASS;
 		}
 		/* hash * size / 2^32: a slot in [0, size) (Lemire's reduction: a
@@ -449,7 +434,7 @@ int xdp_dnat(struct xdp_md *ctx)
 		__u32 bid = mt->backend_id[mslot];
 		struct backend *be = bid ? bpf_map_lookup_elem(&backend_map, &bid) : NULL;
 		if (!be || !(be->flags & BACKEND_F_ACTIVE)) {
-			count_in(cnt, DNAT_PASS_NO_BACKEND);
+			count(DNAT_PASS_NO_BACKEND);
 			return XDP_PASS;
 		}
 		__builtin_memset(&fresh, 0, sizeof(fresh));
@@ -474,7 +459,7 @@ int xdp_dnat(struct xdp_md *ctx)
 	 * table and neighbour cache. */
 	int cached = ce->fib_gen == gen && now < ce->fib_until;
 	if (!cached) {
-		count_in(cnt, DNAT_FIB_REFRESH);
+		count(DNAT_FIB_REFRESH);
 		struct bpf_fib_lookup fib = {};
 		fib.family = AF_INET;
 		fib.tos = ip->tos;
@@ -523,36 +508,36 @@ int xdp_dnat(struct xdp_md *ctx)
 		struct conn_rev rv = { .vip = fk.daddr, .vport = fk.dport };
 		bpf_map_update_elem(&conntrack_rev, &rk, &rv, BPF_ANY);
 		if (is_new) {
-			count_in(cnt, DNAT_CONN_NEW);
+			count(DNAT_CONN_NEW);
 			if (bpf_map_update_elem(&conntrack, &fk, &fresh, BPF_ANY)) {
-				count_in(cnt, DNAT_CONN_FULL);
+				count(DNAT_CONN_FULL);
 				is_new = -1; /* no entry: nothing to cache */
 			}
 		}
 		if (rc == BPF_FIB_LKUP_RET_NO_NEIGH) {
-			count_in(cnt, DNAT_PASS_NO_NEIGH);
+			count(DNAT_PASS_NO_NEIGH);
 			return XDP_PASS;
 		}
 		if (rc == BPF_FIB_LKUP_RET_BLACKHOLE) {
-			count_in(cnt, DNAT_DROP_BLACKHOLE);
+			count(DNAT_DROP_BLACKHOLE);
 			return XDP_DROP;
 		}
 		if (rc == BPF_FIB_LKUP_RET_FRAG_NEEDED) {
-			count_in(cnt, DNAT_PASS_MTU);
+			count(DNAT_PASS_MTU);
 			return XDP_PASS;
 		}
 		if (rc != BPF_FIB_LKUP_RET_SUCCESS) {
-			count_in(cnt, DNAT_PASS_NOT_FWD);
+			count(DNAT_PASS_NOT_FWD);
 			return XDP_PASS;
 		}
 	} else {
 		if (tot_len > ce->mtu) {
-			count_in(cnt, DNAT_PASS_MTU);
+			count(DNAT_PASS_MTU);
 			return XDP_PASS;
 		}
 	}
 	if (ip->ttl <= 1) {
-		count_in(cnt, DNAT_PASS_TTL);
+		count(DNAT_PASS_TTL);
 		return XDP_PASS;
 	}
 	/* Remember it for the flow's next packets on this CPU: a connection
@@ -569,7 +554,7 @@ int xdp_dnat(struct xdp_md *ctx)
 		__builtin_memcpy(slot->smac, ce->smac, ETH_ALEN);
 		slot->service_id = ce->service_id;
 	}
-	return forward(cnt, ctx, data, ip, ce->dmac, ce->smac, ce->ifindex);
+	return forward(ctx, data, ip, ce->dmac, ce->smac, ce->ifindex);
 }
 
 SEC("tc")
