@@ -11,7 +11,9 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { BpfError, parseIpv4 } from '../src/index.js';
-import { BACKEND_F_ACTIVE, LB_MAGLEV_SIZE, LB_MAPS, closeLbMaps, createLbMaps, type LbMaps } from '../src/lb/layout.js';
+import { BpfMap, MapType } from '../src/map.js';
+import { u32 } from '../src/codec.js';
+import { BACKEND_F_ACTIVE, LB_GLOBALS_MAP, LB_MAGLEV_SIZE, LB_MAPS, closeLbMaps, createLbMaps, lbGlobalsStruct, type LbMaps } from '../src/lb/layout.js';
 import { ServiceTable } from '../src/lb/table.js';
 import { parseService, type Service } from '../src/lb/model.js';
 import { kernelTests, removePins } from './helpers/kernel.js';
@@ -41,6 +43,30 @@ describe.skipIf(!kernelTests())('ServiceTable on kernel maps', () => {
   afterEach(() => {
     table?.close();
     if (maps) closeLbMaps(maps);
+  });
+
+  it('with lb_globals, every apply that writes changes the epoch (the data plane\'s flow cache forgets), keeping fib_generation; one that writes nothing does not', () => {
+    const globals = BpfMap.create({ type: MapType.ARRAY, name: LB_GLOBALS_MAP, maxEntries: 1 }, u32, lbGlobalsStruct);
+    try {
+      globals.set(0, { fib_generation: 7, epoch: 0 });
+      const t = new ServiceTable({ ...maps, globals });
+      const epochs = [globals.get(0)!.epoch];
+      t.apply([svc(A), svc(B)]);
+      epochs.push(globals.get(0)!.epoch);
+      t.apply([svc(A), svc(B)]); // nothing changed: nothing written
+      epochs.push(globals.get(0)!.epoch);
+      t.apply([svc(A)]); // B removed
+      epochs.push(globals.get(0)!.epoch);
+      t.apply([svc('10.96.0.10:80/tcp=10.244.1.5:8080,10.244.1.6:8080*2')]); // a backend gone
+      epochs.push(globals.get(0)!.epoch);
+      expect(epochs[1]).not.toBe(epochs[0]);
+      expect(epochs[2]).toBe(epochs[1]);
+      expect(epochs[3]).not.toBe(epochs[2]);
+      expect(epochs[4]).not.toBe(epochs[3]);
+      expect(globals.get(0)!.fib_generation).toBe(7);
+    } finally {
+      globals.close();
+    }
   });
 
   it('applies a full state to empty maps: ids from the lowest, backends active with service and weight, full Maglev tables by weight', () => {
@@ -218,7 +244,7 @@ describe.skipIf(!kernelTests())('ServiceTable on kernel maps', () => {
     const dir = `/sys/fs/bpf/libbpf-ts/lbt-test-${process.pid}`;
     try {
       mkdirSync(dir, { recursive: true });
-      for (const [k, name] of Object.entries(LB_MAPS)) maps[k as keyof LbMaps].pin(join(dir, name));
+      for (const [k, name] of Object.entries(LB_MAPS)) maps[k as keyof typeof LB_MAPS].pin(join(dir, name));
       table.apply([svc(A), svc(C)]);
       const pinned = ServiceTable.openPinned(dir);
       try {

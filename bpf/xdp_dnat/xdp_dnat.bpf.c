@@ -5,8 +5,20 @@
  * translation of replies from the connection entries.
  *
  * Forward path, XDP on the interface clients reach the VIPs through:
- *   parse Ethernet / IPv4 (options too) / TCP or UDP; look the flow up in
- *   conntrack (LRU hash, key: the 5-tuple as the client sent it).
+ *   parse Ethernet / IPv4 (options too) / TCP or UDP.
+ *   - Flow cache: the flow's slot in this CPU's part of flow_cache (an
+ *     array indexed by the flow hash; one cache line: the flow, its backend,
+ *     egress interface, MACs, MTU). It is used when it holds this flow, was
+ *     filled at the current lb_globals.epoch (user space changes it after
+ *     every write to services, backends or conntrack, and after route or
+ *     neighbour changes) less than FLOW_CACHE_GRAIN jiffies ago, and the
+ *     packet is not a TCP SYN, FIN or RST, fits the MTU and has TTL > 1:
+ *     then rewrite and forward, reading no other table. Otherwise the full
+ *     path below, which fills the slot again (so every flow still passes
+ *     through conntrack at least once per grain per CPU: last_seen, LRU
+ *     and timeouts keep working). A closing connection is not cached.
+ *   Full path: look the flow up in conntrack (LRU hash, key: the 5-tuple as
+ *   the client sent it).
  *   - Established: the entry names the backend (id, address, port). It is
  *     used while backend_map[id] is still active with the same address and
  *     port and the entry has not idled past its timeout; otherwise the flow
@@ -117,18 +129,25 @@ struct {
 	__type(value, struct conn_rev);
 } conntrack_rev SEC(".maps");
 
-/* Data plane globals user space may change while it runs (slot 0). */
-struct lb_globals {
-	__u32 fib_generation; /* bumped by user space when routes or neighbours changed */
-	__u32 pad;
-};
-
+/* struct lb_globals (xdp_dnat.h) in slot 0. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
 	__type(value, struct lb_globals);
 } lb_globals SEC(".maps");
+
+/* The flow cache (xdp_dnat.h): not pinned, a new instance starts empty. The
+ * loader sets max_entries to FLOW_CACHE_SLOTS x the possible CPUs; a CPU
+ * beyond them finds no slot and takes the full path. A plain ARRAY sliced
+ * by CPU rather than a PERCPU_ARRAY: its lookup is an address computation
+ * into one memory block, with no per-element pointer to load first. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, FLOW_CACHE_SLOTS);
+	__type(key, __u32);
+	__type(value, struct flow_cache_slot);
+} flow_cache SEC(".maps");
 
 /* One value per CPU holding every counter: the few a packet bumps share
  * its cache lines (one slot per reason would give each its own). */
@@ -283,6 +302,51 @@ static __always_inline int conn_usable(struct conn_entry *ce, __u8 proto, __u8 t
 	return 1;
 }
 
+/* Does the slot hold this flow? Its first 16 bytes are a struct flow_key:
+ * two 8-byte compares (pads zero). */
+static __always_inline int slot_holds(const struct flow_cache_slot *slot, const struct flow_key *fk)
+{
+	const __u64 *x = (const void *)slot, *y = (const void *)fk;
+	return x[0] == y[0] && x[1] == y[1];
+}
+
+/* Rewrites the destination to new_ip:new_port, fixing the checksums. */
+static __always_inline void rewrite_dst(struct l4_view *v, __u8 proto, __be32 new_ip, __be16 new_port)
+{
+	struct iphdr *ip = v->ip;
+	/* A UDP checksum of zero means "no checksum": it stays zero; a computed
+	 * zero is sent as 0xffff (RFC 768). */
+	if (proto == IPPROTO_TCP || *v->check != 0) {
+		__sum16 c = csum_update(*v->check, ip->daddr, new_ip, v->ports[1], new_port);
+		if (proto == IPPROTO_UDP && c == 0)
+			c = CSUM_MANGLED_0;
+		*v->check = c;
+	}
+	ip->check = csum_update(ip->check, ip->daddr, new_ip, 0, 0);
+	ip->daddr = new_ip;
+	v->ports[1] = new_port;
+}
+
+/* Forwarding ourselves, what the stack would do: TTL (the caller checked
+ * it is above 1) and its checksum, the MACs, then out the egress
+ * interface, or back out the ingress one with XDP_TX. */
+static __always_inline int forward(struct xdp_md *ctx, void *data, struct iphdr *ip, const __u8 *dmac, const __u8 *smac, __u32 out)
+{
+	__be16 old_ttl_word = *(__be16 *)&ip->ttl; /* ttl and protocol */
+	ip->ttl -= 1;
+	ip->check = csum_update(ip->check, 0, 0, old_ttl_word, *(__be16 *)&ip->ttl);
+
+	struct ethhdr *eth = data; /* parse_l4 checked its bounds */
+	__builtin_memcpy(eth->h_dest, dmac, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, smac, ETH_ALEN);
+	if (out == ctx->ingress_ifindex) {
+		count(DNAT_TX);
+		return XDP_TX;
+	}
+	count(DNAT_REDIRECT);
+	return bpf_redirect(out, 0);
+}
+
 SEC("xdp")
 int xdp_dnat(struct xdp_md *ctx)
 {
@@ -306,6 +370,36 @@ int xdp_dnat(struct xdp_md *ctx)
 	fk.sport = v.ports[0];
 	fk.dport = v.ports[1];
 	fk.proto = proto;
+
+	/* The epoch first: a slot filled below carries the epoch read before
+	 * the maps it was filled from, so a change user space makes meanwhile
+	 * (maps first, then the epoch) cannot hide behind it. */
+	__u32 zero = 0;
+	struct lb_globals *g = bpf_map_lookup_elem(&lb_globals, &zero);
+	__u32 gen = g ? g->fib_generation : 0;
+	__u32 epoch = g ? g->epoch : 0;
+	__u64 jiffies = bpf_jiffies64(); /* inlined: one load */
+	__u32 h = flow_hash(fk.saddr, fk.daddr, fk.sport, fk.dport, proto);
+	__u16 tot_len = bpf_ntohs(ip->tot_len);
+
+	/* The flow cache: a hit forwards with what the slot holds. TCP SYN,
+	 * FIN and RST always take the full path (they open and close
+	 * connections), and so does every flow at least once per
+	 * FLOW_CACHE_GRAIN per CPU (conntrack's last_seen, LRU and timeouts). */
+	__u32 idx = (bpf_get_smp_processor_id() << FLOW_CACHE_BITS) | (h & (FLOW_CACHE_SLOTS - 1));
+	struct flow_cache_slot *slot = bpf_map_lookup_elem(&flow_cache, &idx);
+	int ctl = v.tcp_flags & (TCP_SYN | TCP_FIN | TCP_RST);
+	if (__builtin_expect(slot && !ctl && slot->epoch == epoch && slot_holds(slot, &fk) &&
+			     jiffies - slot->validated < FLOW_CACHE_GRAIN && tot_len <= slot->mtu && ip->ttl > 1, 1)) {
+		count_hit(slot->service_id, tot_len);
+		rewrite_dst(&v, proto, slot->backend_ip, slot->backend_port);
+		return forward(ctx, data, ip, slot->dmac, slot->smac, slot->ifindex);
+	}
+
+	/* A FIN or RST takes the flow out of its slot (a closing connection
+	 * is not cached: the full path applies its short timeout). */
+	if (slot && ctl && slot_holds(slot, &fk))
+		slot->validated = 0;
 
 	__u64 now = bpf_ktime_get_coarse_ns();
 	struct conn_entry fresh;
@@ -331,14 +425,13 @@ int xdp_dnat(struct xdp_md *ctx)
 		}
 		/* hash * size / 2^32: a slot in [0, size) (Lemire's reduction: a
 		 * multiply instead of a division, and bounds the verifier sees). */
-		__u64 h = flow_hash(fk.saddr, fk.daddr, fk.sport, fk.dport, proto);
-		__u32 slot = (h * LB_MAGLEV_SIZE) >> 32;
+		__u32 mslot = ((__u64)h * LB_MAGLEV_SIZE) >> 32;
 		/* The verifier bounds the product loosely: say it once more,
 		 * out of the compiler's sight (it would drop the check). */
-		asm volatile("" : "+r"(slot));
-		if (slot >= LB_MAGLEV_SIZE)
-			slot = 0;
-		__u32 bid = mt->backend_id[slot];
+		asm volatile("" : "+r"(mslot));
+		if (mslot >= LB_MAGLEV_SIZE)
+			mslot = 0;
+		__u32 bid = mt->backend_id[mslot];
 		struct backend *be = bid ? bpf_map_lookup_elem(&backend_map, &bid) : NULL;
 		if (!be || !(be->flags & BACKEND_F_ACTIVE)) {
 			count(DNAT_PASS_NO_BACKEND);
@@ -357,27 +450,13 @@ int xdp_dnat(struct xdp_md *ctx)
 	if (proto == IPPROTO_TCP && (v.tcp_flags & (TCP_FIN | TCP_RST)) && !(ce->flags & CONN_F_CLOSING))
 		ce->flags |= CONN_F_CLOSING;
 
-	count_hit(ce->service_id, bpf_ntohs(ip->tot_len));
+	count_hit(ce->service_id, tot_len);
 	__be32 new_ip = ce->backend_ip;
 	__be16 new_port = ce->backend_port;
-
-	/* A UDP checksum of zero means "no checksum": it stays zero; a computed
-	 * zero is sent as 0xffff (RFC 768). */
-	if (proto == IPPROTO_TCP || *v.check != 0) {
-		__sum16 c = csum_update(*v.check, ip->daddr, new_ip, v.ports[1], new_port);
-		if (proto == IPPROTO_UDP && c == 0)
-			c = CSUM_MANGLED_0;
-		*v.check = c;
-	}
-	ip->check = csum_update(ip->check, ip->daddr, new_ip, 0, 0);
-	ip->daddr = new_ip;
-	v.ports[1] = new_port;
+	rewrite_dst(&v, proto, new_ip, new_port);
 
 	/* Where is the backend? The entry's cache, or the kernel's routing
 	 * table and neighbour cache. */
-	__u32 zero = 0;
-	struct lb_globals *g = bpf_map_lookup_elem(&lb_globals, &zero);
-	__u32 gen = g ? g->fib_generation : 0;
 	int cached = ce->fib_gen == gen && now < ce->fib_until;
 	if (!cached) {
 		count(DNAT_FIB_REFRESH);
@@ -387,7 +466,7 @@ int xdp_dnat(struct xdp_md *ctx)
 		fib.l4_protocol = proto;
 		fib.sport = v.ports[0];
 		fib.dport = new_port;
-		fib.tot_len = bpf_ntohs(ip->tot_len);
+		fib.tot_len = tot_len;
 		fib.ipv4_src = ip->saddr;
 		fib.ipv4_dst = new_ip;
 		fib.ifindex = ctx->ingress_ifindex;
@@ -430,8 +509,10 @@ int xdp_dnat(struct xdp_md *ctx)
 		bpf_map_update_elem(&conntrack_rev, &rk, &rv, BPF_ANY);
 		if (is_new) {
 			count(DNAT_CONN_NEW);
-			if (bpf_map_update_elem(&conntrack, &fk, &fresh, BPF_ANY))
+			if (bpf_map_update_elem(&conntrack, &fk, &fresh, BPF_ANY)) {
 				count(DNAT_CONN_FULL);
+				is_new = -1; /* no entry: nothing to cache */
+			}
 		}
 		if (rc == BPF_FIB_LKUP_RET_NO_NEIGH) {
 			count(DNAT_PASS_NO_NEIGH);
@@ -450,7 +531,7 @@ int xdp_dnat(struct xdp_md *ctx)
 			return XDP_PASS;
 		}
 	} else {
-		if (bpf_ntohs(ip->tot_len) > ce->mtu) {
+		if (tot_len > ce->mtu) {
 			count(DNAT_PASS_MTU);
 			return XDP_PASS;
 		}
@@ -459,21 +540,21 @@ int xdp_dnat(struct xdp_md *ctx)
 		count(DNAT_PASS_TTL);
 		return XDP_PASS;
 	}
-	/* Forwarding ourselves: what the stack would do, TTL first. */
-	__be16 old_ttl_word = *(__be16 *)&ip->ttl; /* ttl and protocol */
-	ip->ttl -= 1;
-	ip->check = csum_update(ip->check, 0, 0, old_ttl_word, *(__be16 *)&ip->ttl);
-
-	struct ethhdr *eth = data; /* parse_l4 checked its bounds */
-	__builtin_memcpy(eth->h_dest, ce->dmac, ETH_ALEN);
-	__builtin_memcpy(eth->h_source, ce->smac, ETH_ALEN);
-	__u32 out = ce->ifindex;
-	if (out == ctx->ingress_ifindex) {
-		count(DNAT_TX);
-		return XDP_TX;
+	/* Remember it for the flow's next packets on this CPU: a connection
+	 * with an entry and a forwarding path, not closing. */
+	if (slot && is_new >= 0 && !(ce->flags & CONN_F_CLOSING)) {
+		__builtin_memcpy(slot, &fk, sizeof(fk));
+		slot->backend_ip = new_ip;
+		slot->backend_port = new_port;
+		slot->mtu = ce->mtu;
+		slot->epoch = epoch;
+		slot->ifindex = ce->ifindex;
+		slot->validated = jiffies;
+		__builtin_memcpy(slot->dmac, ce->dmac, ETH_ALEN);
+		__builtin_memcpy(slot->smac, ce->smac, ETH_ALEN);
+		slot->service_id = ce->service_id;
 	}
-	count(DNAT_REDIRECT);
-	return bpf_redirect(out, 0);
+	return forward(ctx, data, ip, ce->dmac, ce->smac, ce->ifindex);
 }
 
 SEC("tc")

@@ -90,6 +90,45 @@ struct conn_entry {
 };                           /* 56 bytes */
 #define CONN_F_CLOSING 1     /* FIN or RST seen: the short timeout applies */
 
+/* Data plane globals user space may change while it runs (lb_globals, slot 0). */
+struct lb_globals {
+	__u32 fib_generation; /* bumped by user space when routes or neighbours changed */
+	__u32 epoch;          /* changed by user space after any write the flow cache must
+			       * not outlive: services, backends, conntrack deletions,
+			       * routes and neighbours (0 in a map pinned before it existed) */
+};                            /* 8 bytes */
+
+/* The flow cache (flow_cache, an ARRAY of FLOW_CACHE_SLOTS slots per CPU,
+ * CPU c's slots at c * FLOW_CACHE_SLOTS, each indexed by the flow hash):
+ * everything an established flow's packet needs, in one cache line, so
+ * such a packet reads no conntrack or backend_map entry. A slot is used
+ * only while its epoch is lb_globals.epoch and it was validated by the
+ * full path less than FLOW_CACHE_GRAIN jiffies ago (16: 16 ms at HZ=1000,
+ * 64 ms at HZ=250, 160 ms at HZ=100; jiffies, not ns, because reading them
+ * is one load, where the clock is a helper call). Only its CPU writes it. */
+#define FLOW_CACHE_GRAIN 16
+#define FLOW_CACHE_BITS 12
+#define FLOW_CACHE_SLOTS (1U << FLOW_CACHE_BITS)
+struct flow_cache_slot {
+	/* The flow: struct flow_key's fields, as in conntrack. */
+	__be32 saddr;
+	__be32 daddr;
+	__be16 sport;
+	__be16 dport;
+	__u8 proto;
+	__u8 kpad[3];         /* always zero */
+	__be32 backend_ip;
+	__be16 backend_port;
+	__u16 mtu;            /* the egress MTU */
+	__u32 epoch;          /* lb_globals.epoch when the full path filled it */
+	__u32 ifindex;        /* egress interface */
+	__u64 validated;      /* jiffies when the full path last filled it; 0: empty */
+	__u8 dmac[6];
+	__u8 smac[6];
+	__u32 service_id;     /* for service_hits */
+	__u32 pad[2];
+};                            /* 64 bytes: one cache line */
+
 /* Where a backend's replies must appear to come from (value of conntrack_rev). */
 struct conn_rev {
 	__be32 vip;

@@ -19,15 +19,16 @@ import { join } from 'node:path';
 import { existsSync, mkdirSync } from 'node:fs';
 import { formatIpv4, struct, u32, type Codec, type StructCodec } from '../codec.js';
 import {
-  LB_MAGLEV_SIZE, backendStruct, lbSharedLayouts, maglevTableCodec, serviceCounterStruct, serviceInfoStruct, serviceKeyStruct, type LbMaps,
+  LB_MAGLEV_SIZE, backendStruct, bumpEpoch, lbGlobalsStruct, lbSharedLayouts, maglevTableCodec, serviceCounterStruct, serviceInfoStruct, serviceKeyStruct,
+  type LbGlobals, type LbMaps,
 } from './layout.js';
 import { BpfError, Errno } from '../errors.js';
 import { Link, type Attachment } from '../link.js';
-import { BpfMap, PerCpuMap } from '../map.js';
+import { BpfMap, PerCpuMap, possibleCpus } from '../map.js';
 import type { BpfObject } from '../object.js';
 import { isBpffs } from '../bpffs.js';
 
-export { LB_MAGLEV_SIZE, LB_MAX_BACKENDS, BACKEND_F_ACTIVE } from './layout.js';
+export { LB_MAGLEV_SIZE, LB_MAX_BACKENDS, BACKEND_F_ACTIVE, bumpEpoch, lbGlobalsStruct, type LbGlobals } from './layout.js';
 /** conn_entry.flags: a FIN or RST went through (the closing timeout applies). */
 export const CONN_F_CLOSING = 1;
 
@@ -43,8 +44,17 @@ export const connEntryStruct = struct('conn_entry', {
 });
 /** struct conn_rev: the VIP and port a backend's replies must carry (conntrack_rev's value). */
 export const connRevStruct = struct('conn_rev', { vip: 'be32', vport: 'be16', pad: { pad: 2 } });
-/** struct lb_globals: slot 0 of lb_globals. */
-export const lbGlobalsStruct = struct('lb_globals', { fib_generation: 'u32', pad: { pad: 4 } });
+/** FLOW_CACHE_SLOTS: flow cache slots per CPU (a power of two, fixed at build time). */
+export const FLOW_CACHE_SLOTS = 4096;
+/** struct flow_cache_slot: what an established flow's packet is forwarded with (flow_cache's value, one cache line). */
+export const flowCacheSlotStruct = struct('flow_cache_slot', {
+  saddr: 'be32', daddr: 'be32', sport: 'be16', dport: 'be16', proto: 'u8', kpad: { pad: 3 }, backend_ip: 'be32', backend_port: 'be16', mtu: 'u16', epoch: 'u32', ifindex: 'u32',
+  validated: 'u64', dmac: { bytes: 6 }, smac: { bytes: 6 }, service_id: 'u32', pad: { pad: 8 },
+});
+/** Raw flow cache slot. */
+export type FlowCacheSlot = ReturnType<typeof flowCacheSlotStruct.decode>;
+/** The flow cache: the data plane's own, never pinned (a new instance starts with an empty one). */
+export const FLOW_CACHE_MAP = 'flow_cache';
 
 /** Map names in the object (and file names under the pin directory). */
 export const DP_MAPS = {
@@ -81,7 +91,7 @@ export const dnatCounters: Codec<number[]> = {
 /** The data plane's structs shared with the kernel programs (checked against the object's BTF by test/layouts.test.ts). */
 export const dataPlaneLayouts: Array<{ object: string; cName: string; codec: StructCodec<unknown> }> = [
   ...lbSharedLayouts,
-  ...[maglevTableStruct, flowKeyStruct, connEntryStruct, connRevStruct, lbGlobalsStruct, dnatCountersStruct]
+  ...[maglevTableStruct, flowKeyStruct, connEntryStruct, connRevStruct, lbGlobalsStruct, flowCacheSlotStruct, dnatCountersStruct]
     .map((codec) => ({ object: 'xdp_dnat', cName: codec.layout.name, codec: codec as StructCodec<unknown> })),
 ];
 
@@ -127,6 +137,7 @@ export function configureDataPlane(obj: BpfObject, opts: DataPlaneOptions = {}):
   obj.setMaxEntries(DP_MAPS.services, o.maxServices).setMaxEntries(DP_MAPS.maglev, o.maxServices).setMaxEntries(DP_MAPS.hits, o.maxServices);
   obj.setMaxEntries(DP_MAPS.backends, o.maxBackends);
   obj.setMaxEntries(DP_MAPS.conntrack, o.conntrackSize).setMaxEntries(DP_MAPS.conntrackRev, o.conntrackSize);
+  obj.setMaxEntries(FLOW_CACHE_MAP, FLOW_CACHE_SLOTS * possibleCpus);
   obj.setConst('tcp_timeout_ns', BigInt(o.tcpTimeout) * BigInt(NS));
   obj.setConst('udp_timeout_ns', BigInt(o.udpTimeout) * BigInt(NS));
   obj.setConst('closing_timeout_ns', BigInt(o.closingTimeout) * BigInt(NS));
@@ -134,12 +145,13 @@ export function configureDataPlane(obj: BpfObject, opts: DataPlaneOptions = {}):
   return o;
 }
 
-/** The data plane's maps, typed. */
+/** The data plane's maps, typed (the flow cache only in a loaded object's: it is not pinned). */
 export interface DataPlaneMaps extends LbMaps {
   conntrack: BpfMap<FlowKey, ConnEntry>;
   conntrackRev: BpfMap<FlowKey, ConnRev>;
   globals: BpfMap<number, LbGlobals>;
   stats: PerCpuMap<number, number[]>;
+  flowCache?: BpfMap<number, FlowCacheSlot>;
 }
 /** Raw flow key. */
 export type FlowKey = ReturnType<typeof flowKeyStruct.decode>;
@@ -147,8 +159,6 @@ export type FlowKey = ReturnType<typeof flowKeyStruct.decode>;
 export type ConnEntry = ReturnType<typeof connEntryStruct.decode>;
 /** Raw reverse entry. */
 export type ConnRev = ReturnType<typeof connRevStruct.decode>;
-/** lb_globals[0]. */
-export type LbGlobals = ReturnType<typeof lbGlobalsStruct.decode>;
 
 /** The maps of a loaded xdp_dnat object, typed (closed with the object). Throws a BpfError. */
 export function dataPlaneMaps(obj: BpfObject): DataPlaneMaps {
@@ -161,6 +171,7 @@ export function dataPlaneMaps(obj: BpfObject): DataPlaneMaps {
     conntrackRev: obj.map(DP_MAPS.conntrackRev, flowKeyStruct, connRevStruct),
     globals: obj.map(DP_MAPS.globals, u32, lbGlobalsStruct),
     stats: obj.perCpuMap(DP_MAPS.stats, u32, dnatCounters),
+    flowCache: obj.map(FLOW_CACHE_MAP, u32, flowCacheSlotStruct),
   };
 }
 
@@ -199,7 +210,7 @@ export function openPinnedStats(dir: string): PerCpuMap<number, number[]> {
 
 /** Closes maps opened by openPinnedDataPlane. Safe to call twice. */
 export function closeDataPlaneMaps(maps: DataPlaneMaps): void {
-  for (const m of Object.values(maps)) m.close();
+  for (const m of Object.values(maps)) m?.close();
 }
 
 /** The pinned maps: the whole state a restart adopts (counters included, so they carry on). */
@@ -300,13 +311,27 @@ export function listConnections(conntrack: BpfMap<FlowKey, ConnEntry>): Connecti
 /**
  * Tells the data plane that routes or neighbours changed: every cached
  * forwarding (egress interface, MACs, MTU) is looked up again on its flow's
- * next packet. Throws a BpfError.
+ * next packet (the flow cache's epoch changes too). Returns the new
+ * generation. Throws a BpfError.
  */
 export function bumpFibGeneration(globals: BpfMap<number, LbGlobals>): number {
-  const g = globals.get(0)?.fib_generation ?? 0;
-  const next = (g + 1) >>> 0;
-  globals.set(0, { fib_generation: next });
-  return next;
+  return bumpEpoch(globals, true).fib_generation;
+}
+
+/**
+ * Deletes connection entries (and their flows' flow cache slots, through
+ * the epoch): the flows' next packets are picked again as new ones. Deleting
+ * from conntrack directly leaves a cached flow on its old backend for up to
+ * FLOW_CACHE_GRAIN (16 jiffies) per CPU. Returns how many entries existed. Throws a BpfError.
+ */
+export function forgetConnections(maps: Pick<DataPlaneMaps, 'conntrack' | 'globals'>, keys: readonly FlowKey[]): number {
+  let n = 0;
+  try {
+    for (const k of keys) if (maps.conntrack.delete(k)) n++;
+  } finally {
+    bumpEpoch(maps.globals);
+  }
+  return n;
 }
 
 /** The per-reason counters, summed over CPUs. Throws a BpfError. */

@@ -7,6 +7,8 @@
  *   backend_map   ARRAY        backend id → backend (ip, port, flags, service_id, weight)
  *   maglev_map    ARRAY        service id → maglev_table (LB_MAGLEV_SIZE backend ids)
  *   service_hits  PERCPU_ARRAY service id → service_counter (packets, bytes)
+ *   lb_globals    ARRAY        0 → lb_globals (fib_generation, epoch): with the data
+ *                              plane only; every write above changes the epoch
  */
 import { struct, u32, type Codec, type StructCodec } from '../codec.js';
 import { BpfMap, MapType, PerCpuMap } from '../map.js';
@@ -20,6 +22,8 @@ export const BACKEND_F_ACTIVE = 1;
 
 /** Map names in the object (and file names under a pin directory). */
 export const LB_MAPS = { services: 'service_map', backends: 'backend_map', maglev: 'maglev_map', hits: 'service_hits' } as const;
+/** The data plane's globals map (generation and epoch), next to the four when the data plane is there. */
+export const LB_GLOBALS_MAP = 'lb_globals';
 
 /** Default max_entries of service_map, maglev_map and service_hits (the loader's --max-services). */
 export const LB_DEFAULT_MAX_SERVICES = 1024;
@@ -38,6 +42,34 @@ export const serviceInfoStruct = struct('service_info', { id: 'u32', backend_cou
 export const backendStruct = struct('backend', { ip: 'be32', port: 'be16', flags: 'u16', service_id: 'u32', weight: 'u32' });
 /** struct service_counter: hits of one service on one CPU. */
 export const serviceCounterStruct = struct('service_counter', { packets: 'u64', bytes: 'u64' });
+
+/**
+ * struct lb_globals: slot 0 of lb_globals. fib_generation: bumped when
+ * routes or neighbours changed; epoch: changed after every write the data
+ * plane's flow cache must not outlive (a cached flow's next packet then
+ * takes the full path: conntrack, backend check).
+ */
+export const lbGlobalsStruct = struct('lb_globals', { fib_generation: 'u32', epoch: 'u32' });
+/** lb_globals[0]. */
+export type LbGlobals = { fib_generation: number; epoch: number };
+
+/**
+ * Changes lb_globals' epoch (and, with `fib`, bumps fib_generation too):
+ * every flow cached by the data plane takes its full path on its next
+ * packet. Call it after the map writes it must make visible. The new epoch
+ * is random and never the current one, so two processes bumping at once
+ * cannot both land on one value a slot was filled under. Returns what was
+ * written. Throws a BpfError.
+ */
+export function bumpEpoch(globals: BpfMap<number, LbGlobals>, fib = false): LbGlobals {
+  const g = globals.get(0) ?? { fib_generation: 0, epoch: 0 };
+  const next = {
+    fib_generation: fib ? (g.fib_generation + 1) >>> 0 : g.fib_generation,
+    epoch: (g.epoch + 1 + Math.floor(Math.random() * 0xfffffffe)) >>> 0,
+  };
+  globals.set(0, next);
+  return next;
+}
 
 /** A raw service_key: numbers as the kernel stores them (vip as parseIpv4 gives it, proto 6/17). */
 export type RawServiceKey = { vip: number; port: number; proto: number };
@@ -77,12 +109,17 @@ export const lbSharedLayouts: Array<{ object: string; cName: string; codec: Stru
   { object: 'xdp_dnat', cName: 'service_counter', codec: serviceCounterStruct },
 ];
 
-/** The four maps of the contract, typed (what ServiceTable writes). */
+/**
+ * The four maps of the contract, typed (what ServiceTable writes), and the
+ * data plane's lb_globals when there is one: the table changes its epoch
+ * after every write, so the data plane's flow cache forgets.
+ */
 export interface LbMaps {
   services: BpfMap<RawServiceKey, RawServiceInfo>;
   backends: BpfMap<number, RawBackend>;
   maglev: BpfMap<number, Uint32Array>;
   hits: PerCpuMap<number, RawCounter>;
+  globals?: BpfMap<number, LbGlobals>;
 }
 
 /**
@@ -111,10 +148,11 @@ export function createLbMaps(opts: { maxServices?: number; maxBackends?: number;
   }
 }
 
-/** Closes the four maps. Safe to call twice. */
+/** Closes the maps (lb_globals too, when there). Safe to call twice. */
 export function closeLbMaps(maps: LbMaps): void {
   maps.services.close();
   maps.backends.close();
   maps.maglev.close();
   maps.hits.close();
+  maps.globals?.close();
 }

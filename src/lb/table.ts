@@ -35,13 +35,14 @@
  * millisecond when nothing changed; only changed services are parsed,
  * validated and rebuilt, and the batches are encoded in place.
  */
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { formatIpv4, u32 } from '../codec.js';
 import { BpfError, Errno } from '../errors.js';
 import { BpfMap, PerCpuMap, possibleCpus, type MapInfoView } from '../map.js';
 import type { BpfObject } from '../object.js';
 import {
-  BACKEND_F_ACTIVE, LB_MAGLEV_SIZE, LB_MAPS, backendStruct, closeLbMaps, maglevTableCodec, serviceCounterStruct, serviceInfoStruct, serviceKeyStruct,
+  BACKEND_F_ACTIVE, LB_GLOBALS_MAP, LB_MAGLEV_SIZE, LB_MAPS, backendStruct, bumpEpoch, closeLbMaps, lbGlobalsStruct, maglevTableCodec, serviceCounterStruct, serviceInfoStruct, serviceKeyStruct,
   type LbMaps, type RawBackend, type RawServiceInfo, type RawServiceKey,
 } from './layout.js';
 import { buildMaglev, isPrime, type MaglevBackend } from './maglev.js';
@@ -180,12 +181,13 @@ export class ServiceTable {
       backends: obj.map(LB_MAPS.backends, u32, backendStruct),
       maglev: obj.map(LB_MAPS.maglev, u32, maglevTableCodec(size)),
       hits: obj.perCpuMap(LB_MAPS.hits, u32, serviceCounterStruct),
+      globals: obj.map(LB_GLOBALS_MAP, u32, lbGlobalsStruct),
     });
   }
 
   /**
-   * Opens the four maps pinned in `dir` (file names as LB_MAPS) and adopts
-   * them. Throws a BpfError (ENOENT when one is not pinned there) or as
+   * Opens the four maps pinned in `dir` (file names as LB_MAPS), and
+   * lb_globals when it is there (a data plane's pins), and adopts them. Throws a BpfError (ENOENT when one is not pinned there) or as
    * the constructor.
    */
   static openPinned(dir: string, size = LB_MAGLEV_SIZE): ServiceTable {
@@ -197,6 +199,7 @@ export class ServiceTable {
         backends: keep(BpfMap.openPinned(join(dir, LB_MAPS.backends), u32, backendStruct)),
         maglev: keep(BpfMap.openPinned(join(dir, LB_MAPS.maglev), u32, maglevTableCodec(size))),
         hits: keep(PerCpuMap.openPinned(join(dir, LB_MAPS.hits), u32, serviceCounterStruct)),
+        globals: existsSync(join(dir, LB_GLOBALS_MAP)) ? keep(BpfMap.openPinned(join(dir, LB_GLOBALS_MAP), u32, lbGlobalsStruct)) : undefined,
       };
       return new ServiceTable(maps, { owned: true, pinDir: dir });
     } catch (e) {
@@ -515,7 +518,8 @@ export class ServiceTable {
     });
     const newIds = next.filter(([, cur]) => !cur).map(([st]) => st.id);
 
-    // Write, in the order the data plane needs.
+    // Write, in the order the data plane needs; then the epoch, so the data
+    // plane's flow cache forgets what it cached before any of it.
     try {
       this.#maps.backends.updateBatchRaw(bkeys, bvals, backendWrites.length);
       this.#zeroHits(newIds);
@@ -528,9 +532,12 @@ export class ServiceTable {
         this.#maps.backends.updateBatchRaw(zkeys, Buffer.alloc(backendStruct.size * zeroed.length), zeroed.length);
       }
     } catch (e) {
+      this.#bumpEpoch();
       this.#load();
       throw e;
     }
+    const wrote = backendWrites.length || tables.length || serviceWrites.length || removes.length || zeroed.length;
+    if (wrote && this.#maps.globals) bumpEpoch(this.#maps.globals);
 
     // The new state; ids freed by removals become free only now.
     for (const [st, cur] of next) {
@@ -595,6 +602,16 @@ export class ServiceTable {
    * few, else one batch read of service_hits and a write only for the
    * counters that are not zero already.
    */
+  /** After a failed write: changes lb_globals' epoch when the table has it, best effort (the error thrown is the write's). */
+  #bumpEpoch(): void {
+    if (!this.#maps.globals) return;
+    try {
+      bumpEpoch(this.#maps.globals);
+    } catch (e) {
+      if (!(e instanceof BpfError)) throw e;
+    }
+  }
+
   #zeroHits(ids: number[]): void {
     if (ids.length === 0) return;
     const zero = { packets: 0, bytes: 0 };
@@ -707,7 +724,7 @@ export class ServiceTable {
   }
 
   /** What the kernel says about the four maps (sizes, ids). Throws a BpfError. */
-  mapInfo(): Record<keyof LbMaps, MapInfoView> {
+  mapInfo(): Record<Exclude<keyof LbMaps, 'globals'>, MapInfoView> {
     const m = this.#maps;
     return { services: m.services.info(), backends: m.backends.info(), maglev: m.maglev.info(), hits: m.hits.info() };
   }
