@@ -116,7 +116,7 @@ struct flow_cache_slot {
 	__be16 sport;
 	__be16 dport;
 	__u8 proto;
-	__u8 kpad[3];         /* always zero */
+	__u8 pad0[3];         /* always zero */
 	__be32 backend_ip;
 	__be16 backend_port;
 	__u16 mtu;            /* the egress MTU */
@@ -126,7 +126,7 @@ struct flow_cache_slot {
 	__u8 dmac[6];
 	__u8 smac[6];
 	__u32 service_id;     /* for service_hits */
-	__u32 pad[2];
+	__u8 pad1[8];
 };                            /* 64 bytes: one cache line */
 
 /* Where a backend's replies must appear to come from (value of conntrack_rev). */

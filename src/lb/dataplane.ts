@@ -48,8 +48,8 @@ export const connRevStruct = struct('conn_rev', { vip: 'be32', vport: 'be16', pa
 export const FLOW_CACHE_SLOTS = 4096;
 /** struct flow_cache_slot: what an established flow's packet is forwarded with (flow_cache's value, one cache line). */
 export const flowCacheSlotStruct = struct('flow_cache_slot', {
-  saddr: 'be32', daddr: 'be32', sport: 'be16', dport: 'be16', proto: 'u8', kpad: { pad: 3 }, backend_ip: 'be32', backend_port: 'be16', mtu: 'u16', epoch: 'u32', ifindex: 'u32',
-  validated: 'u64', dmac: { bytes: 6 }, smac: { bytes: 6 }, service_id: 'u32', pad: { pad: 8 },
+  saddr: 'be32', daddr: 'be32', sport: 'be16', dport: 'be16', proto: 'u8', pad0: { pad: 3 }, backend_ip: 'be32', backend_port: 'be16', mtu: 'u16', epoch: 'u32', ifindex: 'u32',
+  validated: 'u64', dmac: { bytes: 6 }, smac: { bytes: 6 }, service_id: 'u32', pad1: { pad: 8 },
 });
 /** Raw flow cache slot. */
 export type FlowCacheSlot = ReturnType<typeof flowCacheSlotStruct.decode>;
