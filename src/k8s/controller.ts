@@ -6,13 +6,14 @@
  * Nothing is written before both resources have been listed: a table
  * adopted from pinned maps keeps its state until the first real list, and
  * then only what differs is written. After the initial sync the reconcile
- * runs at once; after that, debounced. While the API is unreachable the
+ * runs at once; after that, at most once per window (reconciler.ts). While the API is unreachable the
  * caches, and so the maps, keep the last state.
  */
-import type { KubeConfig } from '@kubernetes/client-node';
+import type { KubeConfig, V1EndpointSlice, V1Service } from '@kubernetes/client-node';
+import { DesiredCache } from './desired.js';
 import { KubeSource, type SourceOptions } from './source.js';
 import { Reconciler, type ApplyTarget, type Reconciled } from './reconciler.js';
-import { ControlPlaneMetrics, serviceOrigins, type Health, type ServiceHits, type ServiceOrigin } from './metrics.js';
+import { ControlPlaneMetrics, serviceOrigins, type Health, type ServiceHits } from './metrics.js';
 
 /** What the controller writes to and reads hits from (a ServiceTable). */
 export interface ControlledTable extends ApplyTarget {
@@ -24,7 +25,7 @@ export interface ControllerOptions extends SourceOptions {
   kubeconfig: KubeConfig;
   table: ControlledTable;
   log(msg: string): void;
-  /** Debounce of the reconciler (ms); default 20. */
+  /** The reconciler's window (ms): at most one apply per window; default 20. */
   debounceMs?: number;
   /** Collect prom-client's process metrics too (default true). */
   processMetrics?: boolean;
@@ -40,7 +41,8 @@ export class KubeController {
   readonly source: KubeSource;
   readonly reconciler: Reconciler;
   readonly metrics: ControlPlaneMetrics;
-  private origins: ReadonlyMap<string, ServiceOrigin> = new Map();
+  /** The desired state, kept per Service from the informers' events. */
+  readonly desired = new DesiredCache();
   private readonly listeners = new Set<(r: Reconciled) => void>();
   private syncedResolve!: () => void;
   private readonly syncedPromise = new Promise<void>((r) => { this.syncedResolve = r; });
@@ -49,7 +51,13 @@ export class KubeController {
     const log = opts.log;
     this.source = new KubeSource(opts.kubeconfig, {
       log,
-      changed: () => { if (this.source.synced) this.reconciler.dirty(); },
+      changed: (resource, obj, deleted) => {
+        if (resource === 'services') {
+          if (deleted) this.desired.removeService(obj as V1Service); else this.desired.putService(obj as V1Service);
+        } else if (deleted) this.desired.removeSlice(obj as V1EndpointSlice);
+        else this.desired.putSlice(obj as V1EndpointSlice);
+        if (this.source.synced) this.reconciler.dirty();
+      },
       synced: () => {
         const r = this.reconciler.run();
         if (r) log(`kubernetes: initial sync applied: ${r.desired.services.length} services, ${r.backends} backends (${r.result.servicesAdded} added, ${r.result.servicesChanged} changed, ${r.result.servicesRemoved} removed, ${r.result.servicesUnchanged} unchanged) in ${r.ms.toFixed(1)} ms`);
@@ -57,11 +65,10 @@ export class KubeController {
       apiError: (resource) => this.metrics.apiError(resource),
       watchRestart: (resource, relist) => this.metrics.watchRestart(resource, relist),
     }, opts);
-    this.reconciler = new Reconciler({ services: () => this.source.services(), slices: () => this.source.slices() }, opts.table, {
+    this.reconciler = new Reconciler({ desired: () => this.desired.compute() }, opts.table, {
       debounceMs: opts.debounceMs,
       log,
       onApplied: (r) => {
-        this.origins = serviceOrigins(this.source.services());
         this.metrics.reconciled(r);
         if (r.generation === 1) this.syncedResolve();
         for (const l of this.listeners) l(r);
@@ -70,7 +77,7 @@ export class KubeController {
     });
     this.metrics = new ControlPlaneMetrics({
       hits: () => opts.table.list(),
-      origins: () => this.origins,
+      origins: () => serviceOrigins(this.source.services()),
       synced: () => this.reconciler.generation > 0,
       reachable: () => this.source.reachable,
     }, { processMetrics: opts.processMetrics });

@@ -1,30 +1,33 @@
 /**
  * The reconciler: turns "something changed" into one write of the whole
- * desired state. Every event marks the state dirty; a debounce (20 ms by
- * default) lets a burst of events gather, then one run computes
- * desiredState(services, slices) (src/k8s/translate.ts) and hands it to
- * ServiceTable.apply(), which diffs it against the maps and writes only the
- * difference (unchanged services are not rewritten).
+ * desired state. Every event marks the state dirty; runs are rate-limited
+ * to one per window (20 ms by default), like kube-proxy's minSyncPeriod: a
+ * change after a quiet spell is applied on the next turn of the event loop
+ * (the events of one watch read, however many, gather into that run), and
+ * changes within the window after a run wait for its end and go in one run
+ * together. So a burst costs one or two applies, and a lone change is not
+ * delayed. A run takes the desired state (src/k8s/desired.ts: translate.ts's
+ * desiredState, kept per Service) and hands it to ServiceTable.apply(),
+ * which diffs it against the maps and writes only the difference
+ * (unchanged services are not rewritten).
  *
  * Skipped objects are logged once each: when first seen, and again only if
  * they stopped being skipped and came back (or their reason changed). A
  * failed apply (the maps full, a conflict) writes nothing, is logged once
  * per distinct message, and the next event retries.
  */
-import type { V1EndpointSlice, V1Service } from '@kubernetes/client-node';
 import type { ApplyResult } from '../lb/table.js';
 import type { Service } from '../lb/model.js';
-import { describeSkipped, desiredState, type DesiredState } from './translate.js';
+import { describeSkipped, type DesiredState } from './translate.js';
 
 /** What the reconciler writes to (ServiceTable). */
 export interface ApplyTarget {
   apply(desired: readonly Service[]): ApplyResult;
 }
 
-/** What it reads (the informers' caches). */
+/** Where the desired state comes from (a DesiredCache fed by the informers). */
 export interface ReconcileInputs {
-  services(): Iterable<V1Service>;
-  slices(): Iterable<V1EndpointSlice>;
+  desired(): DesiredState;
 }
 
 /** One reconcile that reached the maps. */
@@ -43,7 +46,7 @@ export interface Reconciled {
 
 /** Options of Reconciler. */
 export interface ReconcilerOptions {
-  /** Milliseconds a change waits for more (a burst costs one apply). Default 20. */
+  /** The window (ms): at most one run per window; changes in it wait for its end. Default 20. */
   debounceMs?: number;
   log(msg: string): void;
   /** After every successful apply. */
@@ -66,6 +69,8 @@ export class Reconciler {
   private lastError?: string;
   private ok = true;
   private closed = false;
+  /** When the last run ended (performance.now()). */
+  private lastRun = -Infinity;
   private readonly debounceMs: number;
 
   constructor(private readonly inputs: ReconcileInputs, private readonly target: ApplyTarget, private readonly opts: ReconcilerOptions) {
@@ -83,13 +88,14 @@ export class Reconciler {
     return this.ok;
   }
 
-  /** Something changed: reconcile after the debounce (one run for all the changes until then). */
+  /** Something changed: reconcile on the next turn, or at the end of the window after the last run (one run for all the changes until then). */
   dirty(): void {
     if (this.closed || this.timer) return;
+    const wait = Math.max(0, this.lastRun + this.debounceMs - performance.now());
     this.timer = setTimeout(() => {
       this.timer = undefined;
       this.run();
-    }, this.debounceMs);
+    }, wait);
   }
 
   /** Reconciles now (a pending debounced run is folded in). Returns what was applied, or undefined on failure. */
@@ -101,7 +107,7 @@ export class Reconciler {
     let desired: DesiredState;
     let result: ApplyResult;
     try {
-      desired = desiredState(this.inputs.services(), this.inputs.slices());
+      desired = this.inputs.desired();
       this.logSkipped(desired);
       result = this.target.apply(desired.services);
     } catch (e) {
@@ -118,6 +124,7 @@ export class Reconciler {
     let backends = 0;
     for (const s of desired.services) backends += s.backends.length;
     const r: Reconciled = { generation: ++this.gen, desired, result, backends, ms: performance.now() - startedAt, startedAt };
+    this.lastRun = performance.now();
     this.opts.onApplied?.(r);
     return r;
   }

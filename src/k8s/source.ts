@@ -27,8 +27,8 @@ export const RESOURCE_NAMES: readonly ResourceName[] = ['services', 'endpointsli
 
 /** What the source tells its owner. */
 export interface SourceHooks {
-  /** An object of `resource` was added, changed or deleted (also while listing). */
-  changed(resource: ResourceName): void;
+  /** An object of `resource` was added or changed (`deleted` false), or deleted; also while listing. */
+  changed(resource: ResourceName, obj: KubernetesObject, deleted: boolean): void;
   /** Both resources listed for the first time: the caches hold the cluster's state. */
   synced(): void;
   /** A status line. */
@@ -93,10 +93,10 @@ export class KubeSource {
     const make = (name: ResourceName): Watched => {
       const informer = new ListWatch<KubernetesObject>(PATHS[name], new Watch(kc), lists[name], false);
       const w: Watched = { name, informer, backoff: new Backoff(opts.retryInitialMs ?? 200, opts.retryMaxMs ?? 10_000), synced: false, up: false, failed: false, connects: 0, lastDropRetry: 0 };
-      const onChange = () => this.hooks.changed(name);
+      const onChange = (obj: KubernetesObject) => this.hooks.changed(name, obj, false);
       informer.on('add', onChange);
       informer.on('update', onChange);
-      informer.on('delete', onChange);
+      informer.on('delete', (obj) => this.hooks.changed(name, obj, true));
       informer.on('error', (err) => this.failed(w, err));
       informer.on('connect', () => this.connected(w));
       return w;
