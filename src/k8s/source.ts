@@ -13,12 +13,12 @@
  *   from the last resourceVersion, and logs the outage once and the
  *   recovery once. The caches keep the last state meanwhile.
  *
+ * The lists are made by list.ts (plain JSON, not the client's classes).
  * The caches are what the reconciler reads; `changed` is called for every
  * object event, `synced` once, when both resources have been listed.
  */
-import {
-  CoreV1Api, DiscoveryV1Api, ListWatch, Watch, type KubeConfig, type KubernetesObject, type V1EndpointSlice, type V1Service,
-} from '@kubernetes/client-node';
+import { ListWatch, Watch, type KubeConfig, type KubernetesObject, type V1EndpointSlice, type V1Service } from '@kubernetes/client-node';
+import { listJson } from './list.js';
 import { Backoff, errorCause } from './backoff.js';
 
 /** The resources watched. */
@@ -84,14 +84,9 @@ export class KubeSource {
   private downRetries = 0;
 
   constructor(kc: KubeConfig, private readonly hooks: SourceHooks, opts: SourceOptions = {}) {
-    const core = kc.makeApiClient(CoreV1Api);
-    const discovery = kc.makeApiClient(DiscoveryV1Api);
-    const lists: Record<ResourceName, () => Promise<{ metadata?: { resourceVersion?: string }; items: KubernetesObject[] }>> = {
-      services: () => core.listServiceForAllNamespaces(),
-      endpointslices: () => discovery.listEndpointSliceForAllNamespaces(),
-    };
     const make = (name: ResourceName): Watched => {
-      const informer = new ListWatch<KubernetesObject>(PATHS[name], new Watch(kc), lists[name], false);
+      // Lists as plain JSON (list.ts), like the watch events.
+      const informer = new ListWatch<KubernetesObject>(PATHS[name], new Watch(kc), () => listJson(kc, PATHS[name]), false);
       const w: Watched = { name, informer, backoff: new Backoff(opts.retryInitialMs ?? 200, opts.retryMaxMs ?? 10_000), synced: false, up: false, failed: false, connects: 0, lastDropRetry: 0 };
       const onChange = (obj: KubernetesObject) => this.hooks.changed(name, obj, false);
       informer.on('add', onChange);

@@ -16,6 +16,7 @@ import { loadKubeConfig } from '../../src/k8s/kubeconfig.js';
 import { Backoff, errorCause } from '../../src/k8s/backoff.js';
 import { parseListenAddr, serveMetrics } from '../../src/k8s/metrics.js';
 import { KubeApi, endpointSlice, service } from '../helpers/kube_api.js';
+import { ApiStatusError, listJson } from '../../src/k8s/list.js';
 
 const NOTHING: ApplyResult = { servicesAdded: 0, servicesChanged: 0, servicesRemoved: 0, servicesUnchanged: 0, backendsAdded: 0, backendsChanged: 0, backendsRemoved: 0, maglevWritten: 0 };
 
@@ -63,6 +64,20 @@ describe('the kube API stand-in', () => {
     expect(gone.status).toBe(410);
     expect(await gone.json()).toMatchObject({ kind: 'Status', code: 410, reason: 'Expired' });
     expect((await fetch(`${api.url}/api/v1/nodes`)).status).toBe(404);
+  });
+
+  it('listJson: the list as plain JSON through the kubeconfig; HTTP errors with their status, a dead server with ECONNREFUSED', async () => {
+    api.put(service('default', 'web', '10.96.0.10', [{ port: 80 }]));
+    const kc = loadKubeConfig(api.writeKubeconfig());
+    const l = await listJson(kc, '/api/v1/services');
+    expect(l.items.map((o) => o.metadata?.name)).toEqual(['web']);
+    expect(l.metadata?.resourceVersion).toBe(String(api.resourceVersion));
+    const e = await listJson(kc, '/api/v1/nodes').catch((x: unknown) => x);
+    expect(e).toBeInstanceOf(ApiStatusError);
+    expect((e as ApiStatusError).statusCode).toBe(404);
+    expect((e as Error).message).toMatch(/^list \/api\/v1\/nodes: HTTP 404: the server could not find the requested resource/);
+    await api.stop();
+    await expect(listJson(kc, '/api/v1/services')).rejects.toMatchObject({ code: 'ECONNREFUSED' });
   });
 
   it('streams watch events after a resourceVersion, bookmarks, and a 410 ERROR event once expired', async () => {
