@@ -89,6 +89,8 @@ function keyOf(o: KubeObject): string {
 export class KubeApi {
   private readonly store: Record<Resource, Map<string, KubeObject>> = { services: new Map(), endpointslices: new Map() };
   private history: HistoryEvent[] = [];
+  /** Each stored object serialized once, when written (as the API server keeps them encoded). */
+  private readonly json = new WeakMap<KubeObject, string>();
   private rv = 1;
   /** Watches and lists from a resourceVersion below this get 410. */
   private compacted = 0;
@@ -211,6 +213,7 @@ export class KubeApi {
     const rv = ++this.rv;
     const stored = { ...obj, apiVersion: info.apiVersion, kind: info.kind, metadata: { ...obj.metadata, resourceVersion: String(rv), uid: obj.metadata?.uid ?? `uid-${resource}-${keyOf(obj)}` } } as KubeObject;
     this.store[resource].set(keyOf(obj), stored);
+    this.jsonOf(stored);
     if (!quiet) this.publish({ rv, resource, type: exists ? 'MODIFIED' : 'ADDED', object: stored });
     return rv;
   }
@@ -237,7 +240,7 @@ export class KubeApi {
 
   private publish(ev: HistoryEvent): void {
     this.history.push(ev);
-    const line = `${JSON.stringify({ type: ev.type, object: ev.object })}\n`;
+    const line = this.eventLine(ev.type, ev.object);
     for (const w of this.watchers) {
       if (w.resource === ev.resource && (!w.namespace || w.namespace === ev.object.metadata?.namespace)) w.res.write(line);
     }
@@ -311,9 +314,22 @@ export class KubeApi {
   }
 
   private items(resource: Resource, namespace?: string): KubeObject[] {
-    const all = [...this.store[resource].values()];
-    const list = namespace ? all.filter((o) => o.metadata?.namespace === namespace) : all;
-    return list.sort((a, b) => (keyOf(a) < keyOf(b) ? -1 : keyOf(a) > keyOf(b) ? 1 : 0));
+    const list: Array<[string, KubeObject]> = [];
+    for (const [k, o] of this.store[resource]) if (!namespace || o.metadata?.namespace === namespace) list.push([k, o]);
+    return list.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0)).map((x) => x[1]);
+  }
+
+  private jsonOf(o: KubeObject): string {
+    let j = this.json.get(o);
+    if (j === undefined) {
+      j = JSON.stringify(o);
+      this.json.set(o, j);
+    }
+    return j;
+  }
+
+  private eventLine(type: string, o: KubeObject): string {
+    return `{"type":"${type}","object":${this.jsonOf(o)}}\n`;
   }
 
   private list(res: ServerResponse, resource: Resource, namespace: string | undefined, fromRv: number | undefined): void {
@@ -324,7 +340,10 @@ export class KubeApi {
       return;
     }
     const info = RESOURCES[resource];
-    sendJson(res, 200, { kind: info.listKind, apiVersion: info.apiVersion, metadata: { resourceVersion: String(this.rv) }, items: this.items(resource, namespace) });
+    const head = JSON.stringify({ kind: info.listKind, apiVersion: info.apiVersion, metadata: { resourceVersion: String(this.rv) }, items: [] });
+    const text = `${head.slice(0, -3)}[${this.items(resource, namespace).map((o) => this.jsonOf(o)).join(',')}]}`;
+    res.writeHead(200, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text) });
+    res.end(text);
   }
 
   private watch(res: ServerResponse, resource: Resource, namespace: string | undefined, fromRv: number | undefined, bookmarks: boolean): void {
@@ -339,10 +358,10 @@ export class KubeApi {
     const inNs = (o: KubeObject) => !namespace || o.metadata?.namespace === namespace;
     let head = '';
     if (fromRv === undefined) {
-      for (const o of this.items(resource, namespace)) head += `${JSON.stringify({ type: 'ADDED', object: o })}\n`;
+      for (const o of this.items(resource, namespace)) head += this.eventLine('ADDED', o);
     } else {
       for (const ev of this.history) {
-        if (ev.rv > fromRv && ev.resource === resource && inNs(ev.object)) head += `${JSON.stringify({ type: ev.type, object: ev.object })}\n`;
+        if (ev.rv > fromRv && ev.resource === resource && inNs(ev.object)) head += this.eventLine(ev.type, ev.object);
       }
     }
     if (head) res.write(head); else res.flushHeaders();
