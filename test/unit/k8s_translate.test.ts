@@ -318,7 +318,8 @@ describe('desiredState', () => {
     expect(describeSkipped({ kind: 'EndpointSlice', namespace: 'ns', name: 'n-1', reason: 'why' })).toBe('skip EndpointSlice ns/n-1: why');
   });
 
-  it('is fast: 10,000 services x 10 endpoints (measured; the goal is well under 200 ms)', () => {
+  /** 10,000 services of one port, each with one slice of 10 ready endpoints, as new objects. */
+  function bigCluster(): { services: V1Service[]; slices: V1EndpointSlice[] } {
     const services: V1Service[] = [];
     const slices: V1EndpointSlice[] = [];
     for (let i = 0; i < 10_000; i++) {
@@ -328,21 +329,52 @@ describe('desiredState', () => {
       for (let j = 0; j < 10; j++) { const n = i * 10 + j; eps.push(ep(`10.${128 + (n >> 16)}.${(n >> 8) & 255}.${n & 255}`)); }
       slices.push(slice(`ns-${i % 50}`, name, `${name}-abcde`, [{ name: 'http', port: 8080 }], eps));
     }
-    desiredState(services, slices); // warm up
-    const times: number[] = [];
+    return { services, slices };
+  }
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
+
+  it('is fast: 10,000 services x 10 endpoints, first sight, again, and after one slice changed (measured; the goal is well under 200 ms)', () => {
+    // First sight: objects never seen before (new ones each round, made before the clock starts); the code is warm after round 0.
+    const cold: number[] = [];
+    let big = bigCluster();
     let d: DesiredState | undefined;
-    for (let k = 0; k < 5; k++) {
+    for (let k = 0; k < 4; k++) {
       const t0 = performance.now();
-      d = desiredState(services, slices);
-      times.push(performance.now() - t0);
+      d = desiredState(big.services, big.slices);
+      if (k > 0) cold.push(performance.now() - t0);
+      big = k < 3 ? bigCluster() : big;
     }
-    times.sort((a, b) => a - b);
-    console.log(`desiredState 10,000 services x 10 endpoints: median ${times[2].toFixed(1)} ms, min ${times[0].toFixed(1)} ms`);
     expect(d!.services).toHaveLength(10_000);
     expect(d!.services.every((s) => s.backends.length === 10)).toBe(true);
     expect(d!.skipped).toEqual([]);
     expect(() => validateServices(d!.services)).not.toThrow();
-    // Loose: the box is shared and noisy; the real figure is printed above.
-    expect(times[2]).toBeLessThan(1000);
-  });
+    // The same objects again (what the informers hand over between changes).
+    const again: number[] = [];
+    for (let k = 0; k < 5; k++) {
+      const t0 = performance.now();
+      const d2 = desiredState(big.services, big.slices);
+      again.push(performance.now() - t0);
+      expect(d2.services).toEqual(d!.services);
+    }
+    // One slice replaced by an update (a new object): its service is rebuilt, nothing else.
+    const changed: number[] = [];
+    for (let k = 0; k < 5; k++) {
+      const i = 1000 * k + 7;
+      const old = big.slices[i];
+      big.slices[i] = { ...old, endpoints: old.endpoints.slice(0, 9 - k) };
+      const before = d!.services;
+      const t0 = performance.now();
+      d = desiredState(big.services, big.slices);
+      changed.push(performance.now() - t0);
+      const at = d.services.findIndex((s) => s.vip === `10.96.${i >> 8}.${i & 255}`);
+      expect(d.services[at].backends).toHaveLength(9 - k);
+      expect(d.services.filter((s, n) => s !== before[n])).toEqual([d.services[at]]); // every other port is the same object as before
+    }
+    console.log(`desiredState 10,000 services x 10 endpoints: first sight median ${median(cold).toFixed(1)} ms, same objects again ${median(again).toFixed(1)} ms, one slice changed ${median(changed).toFixed(1)} ms`);
+    // Loose, against something going quadratic: the box is shared and noisy (2 cores, several
+    // test runs at once, seen 5-10x slower than an idle core); the real figures are printed above.
+    expect(median(cold)).toBeLessThan(3000);
+    expect(median(again)).toBeLessThan(1000);
+    expect(median(changed)).toBeLessThan(1000);
+  }, 120_000);
 });
