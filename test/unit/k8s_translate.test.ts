@@ -251,14 +251,17 @@ describe('desiredState', () => {
     expect(lines(d)).toEqual(['skip Service b/second: port 80/TCP: 10.96.9.1:80/tcp belongs to Service a/first already']);
   });
 
-  it('a backend that is a VIP of some service (listed before or after) is left out of its service with a line', () => {
-    const d = run(
-      [svc('a', 'front', '10.96.10.1', [{ port: 80 }]), svc('z', 'back', '10.96.10.2', [{ port: 80 }])],
-      [
-        slice('a', 'front', 'front-1', [{ port: 80 }], [ep('10.96.10.2'), ep('10.244.10.1')]),
-        slice('z', 'back', 'back-1', [{ port: 80 }], [ep('10.96.10.1'), ep('10.244.10.2')]),
-      ],
-    );
+  it('a backend that is a VIP of some service (listed before or after) is left out of its service with a line, call after call', () => {
+    const services = [svc('a', 'front', '10.96.10.1', [{ port: 80 }]), svc('z', 'back', '10.96.10.2', [{ port: 80 }])];
+    const slices = [
+      slice('a', 'front', 'front-1', [{ port: 80 }], [ep('10.96.10.2'), ep('10.244.10.1')]),
+      slice('z', 'back', 'back-1', [{ port: 80 }], [ep('10.96.10.1'), ep('10.244.10.2')]),
+    ];
+    const d = run(services, slices);
+    // The same objects again (what is remembered per object is not changed by the first call's filtering).
+    expect(run(services, slices)).toEqual(d);
+    // Without the VIP service, its address is an ordinary backend again.
+    expect(run([services[0]], slices).services.map(text)).toEqual(['10.96.10.1:80/tcp=10.96.10.2:80*1,10.244.10.1:80*1']);
     expect(d.services.map(text)).toEqual(['10.96.10.1:80/tcp=10.244.10.1:80*1', '10.96.10.2:80/tcp=10.244.10.2:80*1']);
     expect(lines(d)).toEqual([
       'skip Service a/front: 10.96.10.1:80/tcp: backend 10.96.10.2:80 is a service address (VIP of 10.96.10.2:80/tcp), left out',
