@@ -204,15 +204,16 @@ describe('deploy/ DaemonSet', () => {
     expect(arg('--pin-dir')).toBe('/sys/fs/bpf/libbpf-ts/lb');
   });
 
-  it('probes on /healthz and the prometheus annotations at the port --metrics-addr listens on, on every address', () => {
+  it('readiness on /healthz, liveness on /metrics, the prometheus annotations: all at the port --metrics-addr listens on, on every address', () => {
     const addr = arg('--metrics-addr')!;
     expect(addr).toBe('0.0.0.0:9966'); // the kubelet probes the pod IP: the node's address under hostNetwork
     const port = Number(addr.split(':')[1]);
     const ports = c.ports as Obj[];
     const named = ports.find((p) => p.containerPort === port)!;
     expect(named).toMatchObject({ containerPort: port, hostPort: port, protocol: 'TCP' });
-    for (const probe of ['readinessProbe', 'livenessProbe']) {
-      expect(at(c, probe, 'httpGet', 'path'), probe).toBe('/healthz');
+    // Liveness not on /healthz: that one is 503 until the first sync and after a refused apply, which a restart does not cure.
+    for (const [probe, path] of [['readinessProbe', '/healthz'], ['livenessProbe', '/metrics']]) {
+      expect(at(c, probe, 'httpGet', 'path'), probe).toBe(path);
       expect([port, named.name], probe).toContain(at(c, probe, 'httpGet', 'port'));
     }
     const ann = at(ds, 'spec', 'template', 'metadata', 'annotations') as Record<string, string>;
