@@ -87,18 +87,18 @@ interface SlicePort {
   proto: ServiceProto;
   port: number;
 }
-/** One address of a usable endpoint. */
-interface SliceAddr {
-  ip: number;
-  ipText: string;
+/** The addresses of a slice's usable endpoints, by address, ready first, each once; as parallel arrays (no object per address). */
+interface SliceAddrs {
+  ips: number[];
+  /** Canonical dotted quads. */
+  texts: string[];
   /** 1 ready, 0 drained. */
-  weight: number;
+  weights: number[];
 }
 /** What a slice gives, read once per slice object. */
 interface ReadSlice {
   ports: SlicePort[];
-  /** By address, ready first, each address once. */
-  addrs: SliceAddr[];
+  addrs: SliceAddrs;
   /** Its bad pieces. */
   skipped: Skipped[];
 }
@@ -113,8 +113,8 @@ interface SvcPort {
   name: string;
   proto: ServiceProto;
   port: number;
-  /** As the API wrote it, for messages: "http 80/TCP". */
-  text: string;
+  /** The protocol as the API wrote it (undefined: left out), for messages. */
+  rawProto: unknown;
   /** "vip:port/proto", canonical. */
   key: string;
 }
@@ -143,6 +143,9 @@ interface SvcBuilt {
   lo: number;
   hi: number;
 }
+
+/** The skipped list of the many objects with nothing wrong: shared, never pushed to. */
+const NONE: Skipped[] = Object.freeze([]) as unknown as Skipped[];
 
 const sliceInfos = new WeakMap<object, SliceInfo>();
 const svcHeads = new WeakMap<object, SvcHead>();
@@ -175,6 +178,13 @@ function portText(name: string, port: unknown, protocol: unknown): string {
   const proto = protocol === undefined || protocol === null ? 'TCP' : String(protocol);
   return `${name ? `${name} ` : ''}${String(port)}/${proto}`;
 }
+/** True for a dotted quad checkIp took that has no octet with a leading zero: it is its own canonical form (the API writes them so), no new string needed. */
+function canonical(s: string): boolean {
+  for (let i = 0; i < s.length - 1; i++) {
+    if (s.charCodeAt(i) === 48 && (i === 0 || s.charCodeAt(i - 1) === 46) && s.charCodeAt(i + 1) !== 46) return false;
+  }
+  return true;
+}
 /** An IPv6 address (has a colon); such a service or endpoint is out of scope, not malformed. */
 const looksIpv6 = (s: unknown): boolean => typeof s === 'string' && s.includes(':');
 
@@ -197,9 +207,12 @@ function sliceInfo(sl: V1EndpointSlice): SliceInfo {
 
 /** Reads a slice's usable ports and addresses, with a Skipped entry for each bad piece. */
 function readSlice(sl: V1EndpointSlice, name: string): ReadSlice {
-  const skipped: Skipped[] = [];
+  let skipped = NONE;
   const ns = str(sl.metadata?.namespace);
-  const skip = (reason: string) => { skipped.push({ kind: 'EndpointSlice', namespace: ns, name, reason }); };
+  const skip = (reason: string) => {
+    if (skipped === NONE) skipped = [];
+    skipped.push({ kind: 'EndpointSlice', namespace: ns, name, reason });
+  };
   const ports: SlicePort[] = [];
   const rawPorts: unknown = sl.ports;
   if (Array.isArray(rawPorts)) {
@@ -214,7 +227,9 @@ function readSlice(sl: V1EndpointSlice, name: string): ReadSlice {
       ports.push({ name: pname, proto, port: p.port });
     }
   }
-  const addrs: SliceAddr[] = [];
+  let ips: number[] = [];
+  let texts: string[] = [];
+  let weights: number[] = [];
   const rawEps: unknown = sl.endpoints;
   if (Array.isArray(rawEps)) {
     for (const ep of rawEps as unknown[]) {
@@ -237,18 +252,29 @@ function readSlice(sl: V1EndpointSlice, name: string): ReadSlice {
           skip((e as Error).message);
           continue;
         }
-        addrs.push({ ip, ipText: formatIpv4(ip), weight });
+        ips.push(ip);
+        texts.push(canonical(a as string) ? (a as string) : formatIpv4(ip));
+        weights.push(weight);
       }
     }
   }
   // By address, ready first, each address once: a service port with one slice takes this as it is.
-  if (addrs.length > 1) {
-    addrs.sort((a, b) => a.ip - b.ip || b.weight - a.weight);
-    let n = 1;
-    for (let i = 1; i < addrs.length; i++) if (addrs[i].ip !== addrs[n - 1].ip) addrs[n++] = addrs[i];
-    addrs.length = n;
+  let inOrder = true;
+  for (let i = 1; i < ips.length && inOrder; i++) inOrder = ips[i] > ips[i - 1];
+  if (!inOrder) {
+    const idx = ips.map((_, i) => i).sort((a, b) => ips[a] - ips[b] || weights[b] - weights[a]);
+    const [oi, ot, ow] = [ips, texts, weights];
+    ips = [];
+    texts = [];
+    weights = [];
+    for (const i of idx) {
+      if (ips.length && ips[ips.length - 1] === oi[i]) continue;
+      ips.push(oi[i]);
+      texts.push(ot[i]);
+      weights.push(ow[i]);
+    }
   }
-  return { ports, addrs, skipped };
+  return { ports, addrs: { ips, texts, weights }, skipped };
 }
 
 /** Reads a Service object: its VIP and usable ports, or why it is skipped. */
@@ -256,8 +282,12 @@ function readService(svc: V1Service): SvcHead {
   const md = isObject(svc.metadata) ? svc.metadata : {};
   const ns = str(md.namespace);
   const name = str(md.name);
-  const head: SvcHead = { ns, name, id: `${ns}/${name}`, skipped: [], ports: [], vipNum: 0 };
-  const skip = (reason: string) => { head.skipped.push({ kind: 'Service', namespace: ns, name, reason }); return head; };
+  const head: SvcHead = { ns, name, id: `${ns}/${name}`, skipped: NONE, ports: [], vipNum: 0 };
+  const skip = (reason: string) => {
+    if (head.skipped === NONE) head.skipped = [];
+    head.skipped.push({ kind: 'Service', namespace: ns, name, reason });
+    return head;
+  };
   if (!name) return skip('no metadata.name');
   const spec = svc.spec;
   if (!isObject(spec)) return skip('no spec');
@@ -279,12 +309,11 @@ function readService(svc: V1Service): SvcHead {
   for (const p of rawPorts as unknown[]) {
     if (!isObject(p)) { skip('a ports entry is not an object'); continue; }
     const pname = str(p.name);
-    const text = portText(pname, p.port, p.protocol);
     const proto = protoOfApi(p.protocol);
-    if (proto === undefined) { skip(`port ${text}: unknown protocol '${String(p.protocol)}'`); continue; }
-    if (proto === 'unsupported') { skip(`port ${text}: protocol ${String(p.protocol)} is not supported (TCP and UDP are)`); continue; }
-    if (!validPort(p.port)) { skip(`port ${text}: port out of range (1-65535)`); continue; }
-    head.ports.push({ name: pname, proto, port: p.port, text, key: `${vip}:${p.port}/${proto}` });
+    if (proto === undefined) { skip(`port ${portText(pname, p.port, p.protocol)}: unknown protocol '${String(p.protocol)}'`); continue; }
+    if (proto === 'unsupported') { skip(`port ${portText(pname, p.port, p.protocol)}: protocol ${String(p.protocol)} is not supported (TCP and UDP are)`); continue; }
+    if (!validPort(p.port)) { skip(`port ${portText(pname, p.port, p.protocol)}: port out of range (1-65535)`); continue; }
+    head.ports.push({ name: pname, proto, port: p.port, rawProto: p.protocol, key: `${vip}:${p.port}/${proto}` });
   }
   head.ports.sort((a, b) => a.port - b.port || cmp(a.proto, b.proto));
   head.vip = vip;
@@ -299,31 +328,31 @@ function build(head: SvcHead, reads: ReadSlice[]): SvcBuilt {
   let lo = 2 ** 32;
   let hi = -1;
   for (const rs of reads) {
-    if (!rs.addrs.length) continue;
-    lo = Math.min(lo, rs.addrs[0].ip);
-    hi = Math.max(hi, rs.addrs[rs.addrs.length - 1].ip);
+    const { ips } = rs.addrs;
+    if (!ips.length) continue;
+    lo = Math.min(lo, ips[0]);
+    hi = Math.max(hi, ips[ips.length - 1]);
   }
   for (const sp of head.ports) {
     // The matching port of each slice; a slice without one gives nothing.
-    const parts: Array<{ addrs: SliceAddr[]; port: number }> = [];
+    const parts: Array<{ addrs: SliceAddrs; port: number }> = [];
     for (const rs of reads) {
-      for (const q of rs.ports) if (q.name === sp.name && q.proto === sp.proto) { if (rs.addrs.length) parts.push({ addrs: rs.addrs, port: q.port }); break; }
+      for (const q of rs.ports) if (q.name === sp.name && q.proto === sp.proto) { if (rs.addrs.ips.length) parts.push({ addrs: rs.addrs, port: q.port }); break; }
     }
     let backends: Backend[];
     let ready = 0;
     if (parts.length === 1) {
       // One slice (the common case): its addresses are sorted and unique already.
-      const { addrs, port } = parts[0];
-      backends = new Array<Backend>(addrs.length);
-      for (let i = 0; i < addrs.length; i++) {
-        const a = addrs[i];
-        backends[i] = { ip: a.ipText, port, weight: a.weight };
-        if (a.weight > 0) ready++;
+      const { addrs: { texts, weights }, port } = parts[0];
+      backends = new Array<Backend>(texts.length);
+      for (let i = 0; i < texts.length; i++) {
+        backends[i] = { ip: texts[i], port, weight: weights[i] };
+        if (weights[i] > 0) ready++;
       }
     } else {
       // Several: sorted by address then port, ready before drained; the first of each ip:port wins.
       const cand: Cand[] = [];
-      for (const { addrs, port } of parts) for (const a of addrs) cand.push({ ip: a.ip, ipText: a.ipText, port, weight: a.weight });
+      for (const { addrs: a, port } of parts) for (let i = 0; i < a.ips.length; i++) cand.push({ ip: a.ips[i], ipText: a.texts[i], port, weight: a.weights[i] });
       cand.sort(byAddr);
       backends = [];
       for (let i = 0; i < cand.length; i++) {
@@ -340,7 +369,7 @@ function build(head: SvcHead, reads: ReadSlice[]): SvcBuilt {
       let keepReady = Math.min(ready, LB_MAX_BACKENDS);
       let room = LB_MAX_BACKENDS - keepReady;
       backends = backends.filter((b) => (b.weight! > 0 ? keepReady-- > 0 : room-- > 0));
-      line = { kind: 'Service', namespace: head.ns, name: head.name, reason: `port ${sp.text}: ${n} backends, keeping ${LB_MAX_BACKENDS} (the most the load balancer holds; ready ones first, by address)` };
+      line = { kind: 'Service', namespace: head.ns, name: head.name, reason: `port ${portText(sp.name, sp.port, sp.rawProto)}: ${n} backends, keeping ${LB_MAX_BACKENDS} (the most the load balancer holds; ready ones first, by address)` };
     }
     services.push({ vip: head.vip!, port: sp.port, proto: sp.proto, backends });
     over.push(line);
@@ -407,7 +436,7 @@ export function desiredState(services: Iterable<V1Service>, slices: Iterable<V1E
       const sp = head.ports[i];
       const owner = owners.get(sp.key);
       if (owner !== undefined) {
-        skipped.push({ kind: 'Service', namespace: head.ns, name: head.name, reason: `port ${sp.text}: ${sp.key} belongs to Service ${owner} already` });
+        skipped.push({ kind: 'Service', namespace: head.ns, name: head.name, reason: `port ${portText(sp.name, sp.port, sp.rawProto)}: ${sp.key} belongs to Service ${owner} already` });
         continue;
       }
       owners.set(sp.key, head.id);

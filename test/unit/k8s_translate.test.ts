@@ -168,6 +168,14 @@ describe('desiredState', () => {
     expect(d.skipped).toEqual([]);
   });
 
+  it('addresses written with leading zeros come out canonical, and are the same backend as the canonical form', () => {
+    const d = run(
+      [svc('a', 's', '010.096.004.002', [{ port: 80 }])],
+      [slice('a', 's', 's-1', [{ port: 8080 }], [ep('10.244.000.1'), ep('10.244.0.1', { ready: false, serving: true, terminating: true }), ep('10.244.0.10'), ep('10.244.1.0')])],
+    );
+    expect(d.services.map(text)).toEqual(['10.96.4.2:80/tcp=10.244.0.1:8080*1,10.244.0.10:8080*1,10.244.1.0:8080*1']);
+  });
+
   it('a service with no slice, or whose endpoints all went, has backends [] (takes no new flows)', () => {
     const d = run(
       [svc('a', 'nothing', '10.96.5.1', [{ port: 80 }]), svc('a', 'gone', '10.96.5.2', [{ port: 80 }])],
