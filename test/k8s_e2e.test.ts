@@ -27,7 +27,7 @@ import { dnatLab, holdTcpConnections, runNs, startBackendServers, tcpExchange, t
 import { delNs } from '../src/lab/netns.js';
 import { addBackendNs } from './helpers/lb.js';
 import { kernelTests, removePins } from './helpers/kernel.js';
-import { eventually, startLoader, stopAllLoaders, type LoaderProcess } from './helpers/loader.js';
+import { eventually, runLoader, startLoader, stopAllLoaders, type LoaderProcess } from './helpers/loader.js';
 import { KubeApi, endpointSlice, service, type EndpointSpec } from './helpers/kube_api.js';
 
 const TAG = 'k8s';
@@ -101,6 +101,22 @@ describe.skipIf(!kernelTests())('xdp_dnat --kubernetes against the API stand-in:
     for (const ns of extra) await delNs(ns);
     await lab?.down();
     removePins(dir);
+  });
+
+  it('refuses bad flags in one line before loading anything', async () => {
+    const prefix = ['nsenter', `--net=/run/netns/${lab.lb}`];
+    // Commander's own checks exit 2, the loader's 1; none loads or attaches anything.
+    const cases: Array<[string[], number, RegExp]> = [
+      [['--kubernetes', '--service', '10.96.0.10:80/tcp=10.244.1.5:8080'], 2, /^error: option '--kubernetes' cannot be used with option '--service [^\n]*\n$/],
+      [['--kubernetes', '--kubeconfig', kubeconfig, '--metrics-addr', '9966'], 2, /^error: option '--metrics-addr <host:port>' argument '9966' is invalid\. bad listen address '9966': expected HOST:PORT[^\n]*\n$/],
+      [['--kubeconfig', kubeconfig], 1, /^error: --kubeconfig and --metrics-addr go with --kubernetes\n$/],
+      [['--kubernetes', '--kubeconfig', '/nonexistent/kubeconfig'], 1, /^error: load kubeconfig \/nonexistent\/kubeconfig: no such file \(ENOENT\)\n$/],
+    ];
+    for (const [args, code, want] of cases) {
+      const r = await runLoader('xdp_dnat', [lab.lbClientIf, ...args, '--duration', '1'], { prefix });
+      expect(r.code, args.join(' ')).toBe(code);
+      expect(r.stderr, args.join(' ')).toMatch(want);
+    }
   });
 
   it('starts with an empty cluster: nothing applied, healthy once synced', async () => {

@@ -7,10 +7,20 @@
 import type { Output } from '../cli/output.js';
 import { apiServer, loadKubeConfig } from './kubeconfig.js';
 import { KubeController, type ControlledTable } from './controller.js';
-import { serveMetrics } from './metrics.js';
+import { parseListenAddr, serveMetrics } from './metrics.js';
 
 /** Where --metrics-addr listens by default (the DaemonSet passes 0.0.0.0:9966). */
 export const DEFAULT_METRICS_ADDR = '127.0.0.1:9966';
+
+/**
+ * Checks the mode's flags before the loader loads anything: the kubeconfig
+ * loads (or the pod's service account is there), the metrics address
+ * parses. Throws what loadKubeConfig / parseListenAddr throw.
+ */
+export function checkKubernetesMode(kubeconfig: string | undefined, metricsAddr: string): void {
+  loadKubeConfig(kubeconfig);
+  if (metricsAddr !== 'none') parseListenAddr(metricsAddr);
+}
 
 /** What the mode needs from the loader. */
 export interface KubernetesModeContext {

@@ -46,7 +46,8 @@ import { mapInUse, pinnedMapId } from '../map.js';
 import { TC_MODES, type TcMode } from '../tc.js';
 import { ensureBpffs } from '../bpffs.js';
 import { tsxCommand } from '../cli/hint.js';
-import { DEFAULT_METRICS_ADDR, runKubernetesMode } from '../k8s/mode.js';
+import { DEFAULT_METRICS_ADDR, checkKubernetesMode, runKubernetesMode } from '../k8s/mode.js';
+import { parseListenAddr } from '../k8s/metrics.js';
 
 interface Opts {
   service?: Service[];
@@ -71,6 +72,16 @@ function collectService(v: string, prev: Service[] | undefined): Service[] {
   }
 }
 
+function checkMetricsAddr(v: string): string {
+  if (v === 'none') return v;
+  try {
+    parseListenAddr(v);
+  } catch (e) {
+    throw new InvalidArgumentError((e as Error).message);
+  }
+  return v;
+}
+
 const DEFAULT = DEFAULT_SERVICE;
 
 let adopted: string[] = [];
@@ -84,7 +95,7 @@ await runLesson<Opts>({
     .option('--service <VIP:PORT/PROTO=IP:PORT[*W],...>', 'a service and its backends with weights (repeatable; default: 10.96.0.10:80/tcp=10.244.1.5:8080)', collectService)
     .addOption(new Option('--kubernetes', 'take the services from the Kubernetes API (Services and EndpointSlices), kept in step; see bpf/xdp_dnat/KUBERNETES.md').conflicts('service'))
     .option('--kubeconfig <path>', 'with --kubernetes: the kubeconfig to use (default: the pod\'s service account)')
-    .option('--metrics-addr <host:port>', 'with --kubernetes: serve /metrics and /healthz here (\'none\': no server)', DEFAULT_METRICS_ADDR)
+    .option('--metrics-addr <host:port>', 'with --kubernetes: serve /metrics and /healthz here (\'none\': no server)', checkMetricsAddr, DEFAULT_METRICS_ADDR)
     .option('--pin-dir <dir>', 'keep the state (maps) and the links pinned here on exit, and adopt what a previous loader left here (default: a throwaway /sys/fs/bpf/libbpf-ts/xdp_dnat/<iface>-<netns>, removed on exit)')
     .option('--interval <seconds>', 'seconds between hit tables', parseSeconds, 2)
     .option('--max-services <n>', 'services the maps hold (default 1024)', parsePositiveInt)
@@ -97,6 +108,7 @@ await runLesson<Opts>({
     if (!opts.kubernetes && (opts.kubeconfig !== undefined || opts.metricsAddr !== DEFAULT_METRICS_ADDR)) {
       throw new InvalidArgumentError('--kubeconfig and --metrics-addr go with --kubernetes');
     }
+    if (opts.kubernetes) checkKubernetesMode(opts.kubeconfig, opts.metricsAddr); // before anything is loaded
     // The whole --service list is checked (a service twice, a backend that is a VIP) before anything is loaded.
     validateServices(opts.service ?? [DEFAULT]);
     configureDataPlane(obj, {
