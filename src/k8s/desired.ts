@@ -12,7 +12,9 @@
  * The two rules are watched with counters; while any of them applies, the
  * whole state goes through desiredState() at once instead (correct, just
  * slower), so the result is always what desiredState() gives for the same
- * objects.
+ * objects. So does a computation with many Services to translate (the
+ * first list): one whole-state call is faster than as many one-Service
+ * calls; the parts are then filled in the background.
  */
 import type { V1EndpointSlice, V1Service } from '@kubernetes/client-node';
 import type { Service } from '../lb/model.js';
@@ -29,6 +31,11 @@ interface Entry {
 }
 
 const cmp = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
+
+/** Dirty Services from which compute() makes one whole-state call instead. */
+const BULK = 1000;
+/** Parts computed per turn of the event loop in the background fill. */
+const WARM_CHUNK = 500;
 
 function metaOf(o: V1Service | V1EndpointSlice): { ns: string; name: string } {
   return { ns: o.metadata?.namespace ?? '', name: o.metadata?.name ?? '' };
@@ -51,8 +58,9 @@ export class DesiredCache {
   private readonly backendIpCount = new Map<string, number>();
   private dupKeys = 0;
   private overlaps = 0;
-  /** Whole-state computations (the fallback), for tests and figures. */
+  /** Whole-state computations (bulk, or a rule between Services), for tests and figures. */
   fullRuns = 0;
+  private warming?: NodeJS.Immediate;
 
   private entry(key: string, ns: string, name: string): Entry {
     let e = this.entries.get(key);
@@ -127,32 +135,17 @@ export class DesiredCache {
 
   /** The desired state of everything put so far (what desiredState() gives for the same objects). */
   compute(): DesiredState {
-    for (const key of this.dirty) {
-      const e = this.entries.get(key);
-      if (!e) continue;
-      if (e.part) this.count(e.part.services, -1);
-      e.part = undefined;
-      if (!e.svc) {
-        if (e.slices.size === 0) {
-          this.entries.delete(key);
-          this.order = undefined;
-        }
-        continue;
-      }
-      e.part = desiredState([e.svc], e.slices.values());
-      this.count(e.part.services, 1);
+    // Many Services to (re)translate at once (the first list, a relist): one
+    // whole-state call is several times faster than as many one-Service
+    // calls; the per-Service parts are filled in afterwards, in the
+    // background (warm), for the changes that follow.
+    if (this.dirty.size >= BULK) {
+      this.warm();
+      return this.whole();
     }
+    for (const key of this.dirty) this.refresh(key);
     this.dirty.clear();
-    if (this.dupKeys > 0 || this.overlaps > 0) {
-      this.fullRuns++;
-      const svcs: V1Service[] = [];
-      const slices: V1EndpointSlice[] = [];
-      for (const e of this.entries.values()) {
-        if (e.svc) svcs.push(e.svc);
-        for (const s of e.slices.values()) slices.push(s);
-      }
-      return desiredState(svcs, slices);
-    }
+    if (this.dupKeys > 0 || this.overlaps > 0) return this.whole();
     if (!this.order) {
       this.order = [...this.entries.values()].sort((a, b) => cmp(a.ns, b.ns) || cmp(a.name, b.name));
     }
@@ -164,6 +157,55 @@ export class DesiredCache {
       for (const s of e.part.skipped) skipped.push(s);
     }
     return { services, skipped };
+  }
+
+  /** Parts still to compute (the background fill after a bulk computation). */
+  get pending(): number {
+    return this.dirty.size;
+  }
+
+  /** Computes the parts of dirty Services in chunks, on later turns of the event loop, until none is left. */
+  private warm(): void {
+    if (this.warming) return;
+    this.warming = setImmediate(() => {
+      this.warming = undefined;
+      let n = 0;
+      for (const key of this.dirty) {
+        this.refresh(key);
+        this.dirty.delete(key);
+        if (++n >= WARM_CHUNK) break;
+      }
+      if (this.dirty.size > 0) this.warm();
+    });
+  }
+
+  /** Recomputes the part of one Service (dropping the entry once it has neither a Service nor slices). */
+  private refresh(key: string): void {
+    const e = this.entries.get(key);
+    if (!e) return;
+    if (e.part) this.count(e.part.services, -1);
+    e.part = undefined;
+    if (!e.svc) {
+      if (e.slices.size === 0) {
+        this.entries.delete(key);
+        this.order = undefined;
+      }
+      return;
+    }
+    e.part = desiredState([e.svc], e.slices.values());
+    this.count(e.part.services, 1);
+  }
+
+  /** desiredState() of everything held, in one call. */
+  private whole(): DesiredState {
+    this.fullRuns++;
+    const svcs: V1Service[] = [];
+    const slices: V1EndpointSlice[] = [];
+    for (const e of this.entries.values()) {
+      if (e.svc) svcs.push(e.svc);
+      for (const s of e.slices.values()) slices.push(s);
+    }
+    return desiredState(svcs, slices);
   }
 
   private count(services: readonly Service[], d: 1 | -1): void {

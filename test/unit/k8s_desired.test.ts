@@ -81,4 +81,19 @@ describe('DesiredCache', () => {
     for (let i = 0; i < 50; i++) if (i !== at) expect(second.services[i]).toBe(first.services[i]);
     expect(cache.fullRuns).toBe(0);
   });
+
+  it('many Services at once: one whole-state call, the parts filled in the background, then one change translates one Service', async () => {
+    const cache = new DesiredCache();
+    const svcs = Array.from({ length: 1500 }, (_, i) => service('ns', `s${i}`, `10.96.${i >> 8}.${i & 255}`, [{ port: 80 }]));
+    const slices = svcs.map((_, i) => endpointSlice('ns', `s${i}`, [`10.244.${i >> 8}.${i & 255}`], [{ port: 8080 }]));
+    for (const s of svcs) cache.putService(s);
+    for (const s of slices) cache.putSlice(s);
+    expect(cache.compute()).toEqual(desiredState(svcs, slices));
+    expect(cache.fullRuns).toBe(1);
+    while (cache.pending > 0) await new Promise((r) => setImmediate(r));
+    slices[42] = endpointSlice('ns', 's42', ['10.244.9.9'], [{ port: 8080 }]);
+    cache.putSlice(slices[42]);
+    expect(cache.compute()).toEqual(desiredState(svcs, slices));
+    expect(cache.fullRuns).toBe(1);
+  });
 });
