@@ -30,7 +30,8 @@ import { ServiceTable } from '../src/lb/table.js';
 import { parseService } from '../src/lb/model.js';
 import { holdTcpConnections as holdConnections, startBackendServers, tcpExchange, type BackendServers } from '../src/lab/index.js';
 import { dnatLab, run, runNs, type DnatLab } from '../src/lab/index.js';
-import { addNs, delNs, sysctl, waitUp } from '../src/lab/netns.js';
+import { delNs } from '../src/lab/netns.js';
+import { addBackendNs } from './helpers/lb.js';
 import { kernelTests, removePins } from './helpers/kernel.js';
 import { eventually, runServices, startLoader, stopAllLoaders, type LoaderProcess } from './helpers/loader.js';
 
@@ -71,22 +72,7 @@ describe.skipIf(!kernelTests()).each(MODES)('xdp_dnat end to end in $mode mode: 
     removePins(dir);
     lab = await dnatLab(tag);
     // Two more backends: lbts-<tag>-be2 (10.244.2.5 behind lb2) and -be3 (10.244.3.5 behind lb3).
-    for (const i of [2, 3]) {
-      const ns = `${lab.backend.replace(/-backend$/, '')}-be${i}`;
-      extra.push(ns);
-      await delNs(ns);
-      await addNs(ns);
-      await run(['ip', '-n', ns, 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', `lb${i}`, 'netns', lab.lb]);
-      await sysctl(lab.lb, { [`net.ipv4.conf.lb${i}.rp_filter`]: 0, [`net.ipv6.conf.lb${i}.disable_ipv6`]: 1 });
-      await sysctl(ns, { 'net.ipv6.conf.eth0.disable_ipv6': 1 });
-      await run(['ip', '-n', lab.lb, 'addr', 'add', `10.244.${i}.1/24`, 'dev', `lb${i}`]);
-      await run(['ip', '-n', ns, 'addr', 'add', `10.244.${i}.5/24`, 'dev', 'eth0']);
-      await run(['ip', '-n', lab.lb, 'link', 'set', 'dev', `lb${i}`, 'up']);
-      await run(['ip', '-n', ns, 'link', 'set', 'dev', 'eth0', 'up']);
-      await runNs(ns, ['ethtool', '-K', 'eth0', 'gro', 'on']); // native XDP redirects land here: see the header
-      await run(['ip', '-n', ns, 'route', 'add', 'default', 'via', `10.244.${i}.1`]);
-      await waitUp(ns, ['eth0']);
-    }
+    for (const i of [2, 3]) extra.push(await addBackendNs(lab, i));
     if (mode === 'native') await runNs(lab.client, ['ethtool', '-K', lab.clientIf, 'tx', 'off']);
     const nss = [lab.backend, ...extra];
     for (let i = 0; i < 3; i++) servers.push(await startBackendServers(nss[i], BACKENDS[i], [8080, 8081], [5353]));

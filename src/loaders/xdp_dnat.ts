@@ -11,6 +11,12 @@
  *   sudo npx tsx src/loaders/xdp_dnat.ts eth0 --service 10.96.0.10:80/tcp=10.244.1.5:8080,10.244.1.6:8080*2
  *   sudo npx tsx src/loaders/xdp_dnat.ts eth0 --pin-dir /sys/fs/bpf/lb   # state and links survive a restart
  *
+ *   sudo npx tsx src/loaders/xdp_dnat.ts eth0 --kubernetes --kubeconfig ~/.kube/config --pin-dir /sys/fs/bpf/lb
+ *
+ * --kubernetes: the services come from the cluster's Services and
+ * EndpointSlices, kept in step by the control plane in src/k8s/ (see
+ * bpf/xdp_dnat/KUBERNETES.md), with /metrics and /healthz on --metrics-addr.
+ *
  * With --pin-dir, the maps and the links stay pinned when it exits and the
  * next loader given the same directory adopts them: same services, same
  * connections, its programs swapped into the links in place. Without it,
@@ -42,9 +48,14 @@ import { ensureBpffs } from '../bpffs.js';
 import { tsxCommand } from '../cli/hint.js';
 import { refreshForwardingOnChange } from '../lb/fibwatch.js';
 import { describeChange } from '../net/rtwatch.js';
+import { DEFAULT_METRICS_ADDR, checkKubernetesMode, runKubernetesMode } from '../k8s/mode.js';
+import { parseListenAddr } from '../k8s/metrics.js';
 
 interface Opts {
   service?: Service[];
+  kubernetes?: boolean;
+  kubeconfig?: string;
+  metricsAddr: string;
   pinDir?: string;
   interval: number;
   tc: TcMode;
@@ -63,6 +74,16 @@ function collectService(v: string, prev: Service[] | undefined): Service[] {
   }
 }
 
+function checkMetricsAddr(v: string): string {
+  if (v === 'none') return v;
+  try {
+    parseListenAddr(v);
+  } catch (e) {
+    throw new InvalidArgumentError((e as Error).message);
+  }
+  return v;
+}
+
 const DEFAULT = DEFAULT_SERVICE;
 
 let adopted: string[] = [];
@@ -74,6 +95,9 @@ await runLesson<Opts>({
   json: true,
   options: (cmd) => cmd
     .option('--service <VIP:PORT/PROTO=IP:PORT[*W],...>', 'a service and its backends with weights (repeatable; default: 10.96.0.10:80/tcp=10.244.1.5:8080)', collectService)
+    .addOption(new Option('--kubernetes', 'take the services from the Kubernetes API (Services and EndpointSlices), kept in step; see bpf/xdp_dnat/KUBERNETES.md').conflicts('service'))
+    .option('--kubeconfig <path>', 'with --kubernetes: the kubeconfig to use (default: the pod\'s service account)')
+    .option('--metrics-addr <host:port>', 'with --kubernetes: serve /metrics and /healthz here (\'none\': no server)', checkMetricsAddr, DEFAULT_METRICS_ADDR)
     .option('--pin-dir <dir>', 'keep the state (maps) and the links pinned here on exit, and adopt what a previous loader left here (default: a throwaway /sys/fs/bpf/libbpf-ts/xdp_dnat/<iface>-<netns>, removed on exit)')
     .option('--interval <seconds>', 'seconds between hit tables', parseSeconds, 2)
     .option('--max-services <n>', 'services the maps hold (default 1024)', parsePositiveInt)
@@ -83,6 +107,10 @@ await runLesson<Opts>({
     .option('--udp-timeout <seconds>', 'idle timeout of a UDP flow (default 60)', parsePositiveInt)
     .addOption(new Option('--tc <mode>', 'how to attach the TC egress program').choices(TC_MODES as string[]).default('auto')),
   configure(obj, opts) {
+    if (!opts.kubernetes && (opts.kubeconfig !== undefined || opts.metricsAddr !== DEFAULT_METRICS_ADDR)) {
+      throw new InvalidArgumentError('--kubeconfig and --metrics-addr go with --kubernetes');
+    }
+    if (opts.kubernetes) checkKubernetesMode(opts.kubeconfig, opts.metricsAddr); // before anything is loaded
     // The whole --service list is checked (a service twice, a backend that is a VIP) before anything is loaded.
     validateServices(opts.service ?? [DEFAULT]);
     configureDataPlane(obj, {
@@ -145,7 +173,10 @@ await runLesson<Opts>({
     // Services: the adopted ones stay as they are unless --service is given.
     const table = new ServiceTable(maps);
     if (adopted.length && table.size > 0 && !opts.service) {
-      for (const sv of table.services()) log(`service ${describeService(sv)} (adopted)`);
+      for (const sv of table.services().slice(0, 20)) log(`service ${describeService(sv)} (adopted)`);
+      if (table.size > 20) log(`... and ${table.size - 20} more services (adopted)`);
+    } else if (opts.kubernetes) {
+      log('services: none until the first list from the Kubernetes API');
     } else {
       const r = table.apply(opts.service ?? [DEFAULT]);
       for (const sv of table.services()) log(`service ${describeService(sv)}`);
@@ -164,6 +195,13 @@ await runLesson<Opts>({
   async run(ctx) {
     const maps = dataPlaneMaps(ctx.obj);
     const table = new ServiceTable(maps);
+    if (ctx.opts.kubernetes) {
+      // The control plane is the maps' only writer from here on.
+      await runKubernetesMode({
+        table, kubeconfig: ctx.opts.kubeconfig, metricsAddr: ctx.opts.metricsAddr, signal: ctx.signal, log: ctx.log, out: ctx.out, json: ctx.opts.json,
+      });
+      return;
+    }
     // scripts/services.ts writes the same maps from another process: re-read them before each listing.
     const monitor = new HitMonitor({
       services: () => { table.refresh(); return table.list(); },

@@ -6,6 +6,8 @@
 import { ServiceTable } from '../../src/lb/table.js';
 import type { Service } from '../../src/lb/model.js';
 import type { DataPlaneMaps } from '../../src/lb/dataplane.js';
+import { run, runNs, type DnatLab } from '../../src/lab/index.js';
+import { addNs, delNs, sysctl, waitUp } from '../../src/lab/netns.js';
 
 /** A backend as tests give it: "ip:port" and an optional weight. */
 export interface TestBackend { addr: string; weight?: number }
@@ -54,4 +56,29 @@ export class TestLb {
     this.#desired.delete(service);
     this.table.apply([...this.#desired.values()]);
   }
+}
+
+/**
+ * One more backend namespace behind a dnat lab's load balancer:
+ * `<lab prefix>-be<i>` with eth0 10.244.<i>.5/24, its peer lb<i>
+ * 10.244.<i>.1/24 in the lab's lb namespace (rp_filter off, IPv6 off), GRO
+ * on its eth0 (native XDP redirects land there), default route via lb.
+ * Removes a leftover of the same name first. Resolves with its name; the
+ * caller removes it (delNs) before the lab goes down.
+ */
+export async function addBackendNs(lab: DnatLab, i: number): Promise<string> {
+  const ns = `${lab.backend.replace(/-backend$/, '')}-be${i}`;
+  await delNs(ns);
+  await addNs(ns);
+  await run(['ip', '-n', ns, 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', `lb${i}`, 'netns', lab.lb]);
+  await sysctl(lab.lb, { [`net.ipv4.conf.lb${i}.rp_filter`]: 0, [`net.ipv6.conf.lb${i}.disable_ipv6`]: 1 });
+  await sysctl(ns, { 'net.ipv6.conf.eth0.disable_ipv6': 1 });
+  await run(['ip', '-n', lab.lb, 'addr', 'add', `10.244.${i}.1/24`, 'dev', `lb${i}`]);
+  await run(['ip', '-n', ns, 'addr', 'add', `10.244.${i}.5/24`, 'dev', 'eth0']);
+  await run(['ip', '-n', lab.lb, 'link', 'set', 'dev', `lb${i}`, 'up']);
+  await run(['ip', '-n', ns, 'link', 'set', 'dev', 'eth0', 'up']);
+  await runNs(ns, ['ethtool', '-K', 'eth0', 'gro', 'on']);
+  await run(['ip', '-n', ns, 'route', 'add', 'default', 'via', `10.244.${i}.1`]);
+  await waitUp(ns, ['eth0']);
+  return ns;
 }
