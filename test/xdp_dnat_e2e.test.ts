@@ -227,7 +227,7 @@ describe.skipIf(!kernelTests()).each(MODES)('xdp_dnat end to end in $mode mode: 
     expect(text.stdout).toMatch(new RegExp(`→ ${BACKENDS[1].replace(/\./g, '\\.')}:8080 +weight +3 +share +7\\d\\.\\d%`));
     // The running loader's data plane takes the new service at once: connections land on both backends.
     const on = new Set<number>();
-    for (let i = 0; i < 12 && on.size < 2; i++) {
+    for (let i = 0; i < 40 && on.size < 2; i++) { // 1 in 4 lands on backend 0: 12 tries missed it 3% of the time
       const t = await tcpExchange(lab.client, '10.96.0.30', 80, 1000);
       expect(t).toMatchObject({ connected: true, peer: '10.96.0.30:80', same: true });
       expect(await eventually(() => backendOf(t.local!) >= 0, 5000)).toBe(true);
