@@ -35,7 +35,6 @@
  * timed calls must show fib_cached for (nearly) all of them and conn_new for
  * none; the new-flow calls must all show conn_new.
  */
-import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { BpfObject, XdpAction, resolveInterface, type Program } from '../src/index.js';
@@ -45,6 +44,7 @@ import { LB_PROGRAMS, bumpEpoch, configureDataPlane, dataPlaneMaps, readDnatStat
 import { dnatLab, run } from '../src/lab/index.js';
 import { buildFrame } from '../test/helpers/packets.js';
 import { TestLb } from '../test/helpers/lb.js';
+import { runJsonWorkerInNetns } from '../test/helpers/kernel.js';
 import type { BenchModule, BenchRow } from './lib.js';
 
 const BACKEND = { ip: '10.244.1.5', port: 8080 };
@@ -174,18 +174,7 @@ async function worker(lbIf: string, quick: boolean): Promise<WorkerResult> {
 
 /** Runs the worker inside the lab's load balancer namespace and returns what it measured. */
 function runWorker(lbNs: string, lbIf: string, quick: boolean): Promise<WorkerResult> {
-  return new Promise((resolve, reject) => {
-    const c = spawn('nsenter', [`--net=/run/netns/${lbNs}`, process.execPath, '--import', 'tsx', join(REPO_ROOT, 'bench', 'xdp_dnat.bench.ts'), '--worker', lbIf, quick ? 'quick' : 'full'],
-      { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    c.stdout.on('data', (d) => { out += String(d); });
-    c.stderr.on('data', (d) => { err += String(d); });
-    c.on('close', (code) => {
-      if (code !== 0) return reject(new Error(`xdp_dnat bench worker: ${err.trim().split('\n').pop() ?? `exit ${code}`}`));
-      resolve(JSON.parse(out.trim().split('\n').pop()!) as WorkerResult);
-    });
-  });
+  return runJsonWorkerInNetns<WorkerResult>(lbNs, join(REPO_ROOT, 'bench', 'xdp_dnat.bench.ts'), ['--worker', lbIf, quick ? 'quick' : 'full'], 'xdp_dnat bench worker');
 }
 
 const bench: BenchModule = {

@@ -10,30 +10,18 @@
  * out of the cache; packets over the MTU or with TTL 1 take the full path;
  * checksums of cached hits equal a full recomputation.
  */
-import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { XdpAction } from '../src/index.js';
 import { REPO_ROOT } from '../src/cli/build.js';
 import { dnatLab, type DnatLab } from '../src/lab/index.js';
-import { kernelTests } from './helpers/kernel.js';
+import { kernelTests, runJsonWorkerInNetns } from './helpers/kernel.js';
 import type { CacheObservations } from './helpers/dnat-cache-worker.js';
 
 const TAG = 'xdncach';
 
 function runWorker(lab: DnatLab): Promise<CacheObservations> {
-  return new Promise((resolve, reject) => {
-    const c = spawn('nsenter', [`--net=/run/netns/${lab.lb}`, process.execPath, '--import', 'tsx', join(REPO_ROOT, 'test', 'helpers', 'dnat-cache-worker.ts'), lab.lbClientIf, lab.lbBackendIf],
-      { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    c.stdout.on('data', (d) => { out += String(d); });
-    c.stderr.on('data', (d) => { err += String(d); });
-    c.on('close', (code) => {
-      if (code !== 0) return reject(new Error(`cache worker exited ${code}: ${err.trim()}`));
-      resolve(JSON.parse(out.trim().split('\n').pop()!) as CacheObservations);
-    });
-  });
+  return runJsonWorkerInNetns<CacheObservations>(lab.lb, join(REPO_ROOT, 'test', 'helpers', 'dnat-cache-worker.ts'), [lab.lbClientIf, lab.lbBackendIf], 'cache worker');
 }
 
 describe.skipIf(!kernelTests())('xdp_dnat flow cache (test runs with a forwarding path, in a lab namespace)', () => {

@@ -7,6 +7,7 @@ import { mkdirSync, rmdirSync, rmSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { release } from 'node:os';
 import { isRoot } from '../../src/ffi/sys.js';
+import { REPO_ROOT } from '../../src/cli/build.js';
 
 const ci = process.env.CI === 'true' || process.env.CI === '1';
 
@@ -94,4 +95,26 @@ export function removePins(dir: string): void {
   for (let d = dirname(dir); d.startsWith('/sys/fs/bpf/libbpf-ts'); d = dirname(d)) {
     try { rmdirSync(d); } catch { return; }
   }
+}
+
+/**
+ * Runs the TypeScript `script` (under node --import tsx, from the repository
+ * root) inside network namespace `ns` (nsenter --net) and returns the last
+ * line of its stdout parsed as JSON. Rejects with `label`, the exit status
+ * and the worker's stderr when it fails.
+ */
+export function runJsonWorkerInNetns<T>(ns: string, script: string, args: string[], label: string): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const c = spawn('nsenter', [`--net=/run/netns/${ns}`, process.execPath, '--import', 'tsx', script, ...args],
+      { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    c.stdout.on('data', (d) => { out += String(d); });
+    c.stderr.on('data', (d) => { err += String(d); });
+    c.on('error', reject);
+    c.on('close', (code) => {
+      if (code !== 0) return reject(new Error(`${label} exited ${code}: ${err.trim()}`));
+      resolve(JSON.parse(out.trim().split('\n').pop()!) as T);
+    });
+  });
 }
