@@ -130,16 +130,16 @@ async function worker(lbIf: string, quick: boolean): Promise<WorkerResult> {
     let newConns = 0;
     let newRuns = 0;
     for (let r = 0; r < rounds; r++) {
-      let s0 = readDnatStats(maps.stats);
+      let s0 = readDnatStats(maps.stats, maps.flowCache);
       best.est = Math.min(best.est, meanRun(fwd, () => hit, ctx, calls));
-      let s1 = readDnatStats(maps.stats);
+      let s1 = readDnatStats(maps.stats, maps.flowCache);
       establishedCached += calls - (s1.fib_refresh - s0.fib_refresh);
       establishedRuns += calls;
       if (s1.conn_new !== s0.conn_new) throw new Error('an established-flow run created a connection: not the established path');
       best.full = Math.min(best.full, meanRun(fwd, () => { bumpEpoch(maps.globals); return hit; }, ctx, calls));
-      s0 = readDnatStats(maps.stats);
+      s0 = readDnatStats(maps.stats, maps.flowCache);
       best.neu = Math.min(best.neu, meanRun(fwd, nextNew, ctx, calls));
-      s1 = readDnatStats(maps.stats);
+      s1 = readDnatStats(maps.stats, maps.flowCache);
       newConns += s1.conn_new - s0.conn_new;
       newRuns += calls;
       best.miss = Math.min(best.miss, meanRun(fwd, () => miss, ctx, calls));
@@ -153,9 +153,9 @@ async function worker(lbIf: string, quick: boolean): Promise<WorkerResult> {
     let warmRefreshes = 0;
     let warmNew = 0;
     for (let r = 0; r < rounds; r++) {
-      const s0 = readDnatStats(maps.stats);
+      const s0 = readDnatStats(maps.stats, maps.flowCache);
       warm.est = Math.min(warm.est, meanRepeat(fwd, self, ctx, warmCalls, WARM_REPEAT));
-      const s1 = readDnatStats(maps.stats);
+      const s1 = readDnatStats(maps.stats, maps.flowCache);
       warmRedirects += s1.redirect - s0.redirect;
       warmRefreshes += s1.fib_refresh - s0.fib_refresh;
       warmNew += s1.conn_new - s0.conn_new;

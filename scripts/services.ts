@@ -29,7 +29,7 @@ import { Command } from 'commander';
 import { DNAT_REASONS } from '../src/lessons/xdp_dnat.js';
 import { findPinDir } from '../src/lessons/xdp_dnat/pins.js';
 import { ServiceTable, type ServiceEntry } from '../src/lb/table.js';
-import { openPinnedStats, readDnatStats } from '../src/lb/dataplane.js';
+import { openPinnedFlowCache, openPinnedStats, readDnatStats } from '../src/lb/dataplane.js';
 import { describeService, formatServiceAddr, parseService, parseServiceAddr } from '../src/lb/model.js';
 import { isRoot } from '../src/index.js';
 import { Output } from '../src/cli/output.js';
@@ -136,14 +136,18 @@ program.command('stats').description('packets by reason (forwarded, passed, drop
   .action((o: { json: boolean }, cmd: Command) => {
     const dir = pinDir(cmd);
     const stats = openPinnedStats(dir);
+    let cache: ReturnType<typeof openPinnedFlowCache>;
     try {
-      const s = readDnatStats(stats);
+      // The flow cache's pending hits are forwarded packets too (redirect): exact once traffic stops.
+      cache = openPinnedFlowCache(dir);
+      const s = readDnatStats(stats, cache);
       if (o.json) {
         print(JSON.stringify({ pinDir: dir, stats: s }));
         return;
       }
       for (const r of DNAT_REASONS) print(`${r.padEnd(18)} ${s[r]}`);
     } finally {
+      cache?.close();
       stats.close();
     }
   });

@@ -336,7 +336,7 @@ async function demo(ctx: CommandContext): Promise<number> {
     for (const e of tbl.list()) say(`  ${describeService(e).padEnd(40)} ${String(e.packets).padStart(6)} packets ${String(e.bytes).padStart(9)} bytes`);
     const dp = openPinnedDataPlane(DEMO_PIN_DIR);
     let st: ReturnType<typeof readDnatStats>;
-    try { st = readDnatStats(dp.stats); } finally { closeDataPlaneMaps(dp); }
+    try { st = readDnatStats(dp.stats, dp.flowCache); } finally { closeDataPlaneMaps(dp); }
     say(`  ${DNAT_REASONS.filter((r) => st[r] > 0).map((r) => `${r} ${st[r]}`).join(', ')}`);
     say('  redirect: rewritten and forwarded by XDP itself; pass_no_neigh: rewritten, passed to the stack before ARP resolved the backend;');
     say('  pass_mtu: rewritten, passed to the stack to segment (TCP super-packets over the veth); reply_rewritten: replies given the VIP by TC egress');

@@ -8,7 +8,11 @@
  * deleted through forgetConnections, a neighbour change through
  * bumpFibGeneration are seen by the flow's next packet; FIN takes the flow
  * out of the cache; packets over the MTU or with TTL 1 take the full path;
- * checksums of cached hits equal a full recomputation.
+ * checksums of cached hits equal a full recomputation; counters are exact
+ * with hits served from the cache (pending in the slot until the full path
+ * refills it: after N packets, after the slot is taken by another flow,
+ * after the grain expires). The worker runs pinned to one CPU (taskset), so
+ * a flow's packets share a slot.
  */
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -21,7 +25,7 @@ import type { CacheObservations } from './helpers/dnat-cache-worker.js';
 const TAG = 'xdncach';
 
 function runWorker(lab: DnatLab): Promise<CacheObservations> {
-  return runJsonWorkerInNetns<CacheObservations>(lab.lb, join(REPO_ROOT, 'test', 'helpers', 'dnat-cache-worker.ts'), [lab.lbClientIf, lab.lbBackendIf], 'cache worker');
+  return runJsonWorkerInNetns<CacheObservations>(lab.lb, join(REPO_ROOT, 'test', 'helpers', 'dnat-cache-worker.ts'), [lab.lbClientIf, lab.lbBackendIf], 'cache worker', { cpu: 0 });
 }
 
 describe.skipIf(!kernelTests())('xdp_dnat flow cache (test runs with a forwarding path, in a lab namespace)', () => {
@@ -88,5 +92,34 @@ describe.skipIf(!kernelTests())('xdp_dnat flow cache (test runs with a forwardin
     expect(o.checksumBad).toEqual([]);
     expect(o.cachedDiffersFromFull).toBe(0);
     expect(o.serviceHitsDelta).toBe(o.serviceHitsExpected);
+  });
+
+  it('counters are exact with hits served from the cache: N packets give N service hits (pending included) and N redirects', () => {
+    const c = o.counts;
+    expect(c.afterN.hits.total).toBe(c.sent);
+    expect(c.afterN.hits.totalBytes).toBe(c.sentBytes);
+    expect(c.afterN.redirect).toBe(c.sent);
+    // The cached ones are pending in the slot, not in service_hits yet (the path this checks is taken).
+    expect(c.afterN.pendingRedirect).toBeGreaterThan(0);
+    expect(c.afterN.hits.raw).toBe(c.sent - c.afterN.pendingRedirect);
+  });
+
+  it('a slot taken by another flow: its pending hits move to its own service, nothing lost or counted twice', () => {
+    const c = o.counts;
+    expect(c.hashMatches).toBe(true);
+    expect(c.evicted).toBe(true);
+    expect(c.afterEvict.pendingRedirect).toBe(0);
+    // F's pending hits are now in service_hits of F's service; the UDP flow counted once in its own.
+    expect(c.afterEvict.hits).toEqual({ raw: c.afterN.pendingRedirect, rawBytes: c.afterN.hits.totalBytes - c.afterN.hits.rawBytes, total: 0, totalBytes: 0 });
+    expect(c.afterEvict.other.total).toBe(1);
+    expect(c.afterEvict.other.raw).toBe(1);
+    expect(c.afterEvict.redirect).toBe(1);
+  });
+
+  it('a grain expired: the flow\'s next packet takes the full path, which flushes the slot: service_hits alone is exact', () => {
+    const c = o.counts;
+    expect(c.afterGrain.hits).toEqual({ raw: c.afterGrain.sent, rawBytes: c.afterGrain.sentBytes, total: c.afterGrain.sent, totalBytes: c.afterGrain.sentBytes });
+    expect(c.afterGrain.redirect).toBe(c.afterGrain.sent);
+    expect(c.afterGrain.pendingRedirect).toBe(0);
   });
 });

@@ -165,10 +165,10 @@ describe.skipIf(!kernelTests()).each(MODES)('xdp_dnat end to end in $mode mode: 
     await runNs(lab.client, ['ethtool', '-K', lab.clientIf, 'tx', 'off']);
     for (const [ns, ifname] of [[lab.backend, lab.backendIf], ...extra.map((e) => [e, 'eth0'])]) await runNs(ns, ['ethtool', '-K', ifname, 'tx', 'off']);
     const errs = (await csumErrors(lab.client)) + (await csumErrors(lab.backend));
-    const before = readDnatStats(maps!.stats);
+    const before = readDnatStats(maps!.stats, maps!.flowCache);
     const t = await tcpExchange(lab.client, '10.96.0.20', 80, 300_000);
     expect(t).toMatchObject({ connected: true, peer: '10.96.0.20:80', received: 300_000, same: true });
-    const after = readDnatStats(maps!.stats);
+    const after = readDnatStats(maps!.stats, maps!.flowCache);
     expect(after.redirect - before.redirect).toBeGreaterThan(100);
     expect(after.reply_rewritten - before.reply_rewritten).toBeGreaterThan(10);
     expect((await csumErrors(lab.client)) + (await csumErrors(lab.backend))).toBe(errs);
@@ -189,7 +189,7 @@ describe.skipIf(!kernelTests()).each(MODES)('xdp_dnat end to end in $mode mode: 
       expect(existsSync(join(dir, LB_LINKS.forward))).toBe(true);
       loader = await startLb(['--pin-dir', dir]);
       const err = loader.stderr();
-      expect(err).toMatch(/adopted 8 pinned maps/);
+      expect(err).toMatch(/adopted 9 pinned maps/);
       expect(err).toContain('replaced the program in place');
       expect(err).toContain(`service ${VIP}:80/tcp → 10.244.1.5:8080, 10.244.3.5:8080 (adopted)`);
       const ok = await exchange;

@@ -17,6 +17,12 @@
  *     path below, which fills the slot again (so every flow still passes
  *     through conntrack at least once per grain per CPU: last_seen, LRU
  *     and timeouts keep working). A closing connection is not cached.
+ *     A hit forwarded with bpf_redirect is counted in the slot itself
+ *     (pending packets and bytes), not in service_hits and dnat_stats: no
+ *     other cache line. The full path, before it refills a slot, moves the
+ *     slot's pending counts into service_hits[slot's service] and
+ *     dnat_stats' redirect (lines it touches anyway); readers add what is
+ *     still pending (src/lb/dataplane.ts readFlowCachePending).
  *   Full path: look the flow up in conntrack (LRU hash, key: the 5-tuple as
  *   the client sent it).
  *   - Established: the entry names the backend (id, address, port). It is
@@ -54,7 +60,8 @@
  * Everything else (misses, fragments, other protocols, truncated or
  * malformed packets) passes untouched. Every packet is counted once per
  * verdict in dnat_stats (per-CPU), with events about connections after the
- * verdicts; every hit per service in service_hits (per-CPU, by service id).
+ * verdicts; every hit per service in service_hits (per-CPU, by service id);
+ * a flow cache hit's redirect and service hit wait in its slot first (above).
  *
  * A limit of XDP: it cannot see an skb's checksum state. Packets from the
  * wire carry complete checksums, which is what the arithmetic below
@@ -137,7 +144,9 @@ struct {
 	__type(value, struct lb_globals);
 } lb_globals SEC(".maps");
 
-/* The flow cache (xdp_dnat.h): not pinned, a new instance starts empty. The
+/* The flow cache (xdp_dnat.h): pinned with the state as flow_cache_v1 (its
+ * layout version: see src/lb/dataplane.ts FLOW_CACHE_PIN) and adopted with
+ * it, pending counts and all; without pins a new instance starts empty. The
  * loader sets max_entries to FLOW_CACHE_SLOTS x the possible CPUs; a CPU
  * beyond them finds no slot and takes the full path. A plain ARRAY sliced
  * by CPU rather than a PERCPU_ARRAY: its lookup is an address computation
@@ -174,6 +183,26 @@ static __always_inline void count_hit(__u32 service_id, __u64 bytes)
 		c->packets += 1;
 		c->bytes += bytes;
 	}
+}
+
+/* Moves a flow cache slot's pending hits into service_hits and dnat_stats
+ * (the full path, before it refills the slot). */
+static __always_inline void flush_slot(struct flow_cache_slot *slot)
+{
+	__u32 n = slot->pending_packets;
+	if (!n)
+		return;
+	__u32 sid = slot->service_id, zero = 0;
+	struct service_counter *h = bpf_map_lookup_elem(&service_hits, &sid);
+	if (h) {
+		h->packets += n;
+		h->bytes += slot->pending_bytes;
+	}
+	struct dnat_counters *c = bpf_map_lookup_elem(&dnat_stats, &zero);
+	if (c)
+		c->n[DNAT_REDIRECT] += n;
+	slot->pending_packets = 0;
+	slot->pending_bytes = 0;
 }
 
 /* One's complement sum folded to 16 bits. */
@@ -330,7 +359,7 @@ static __always_inline void rewrite_dst(struct l4_view *v, __u8 proto, __be32 ne
 /* Forwarding ourselves, what the stack would do: TTL (the caller checked
  * it is above 1) and its checksum, the MACs, then out the egress
  * interface, or back out the ingress one with XDP_TX. */
-static __always_inline int forward(struct xdp_md *ctx, void *data, struct iphdr *ip, const __u8 *dmac, const __u8 *smac, __u32 out)
+static __always_inline void set_l2(void *data, struct iphdr *ip, const __u8 *dmac, const __u8 *smac)
 {
 	__be16 old_ttl_word = *(__be16 *)&ip->ttl; /* ttl and protocol */
 	ip->ttl -= 1;
@@ -339,6 +368,11 @@ static __always_inline int forward(struct xdp_md *ctx, void *data, struct iphdr 
 	struct ethhdr *eth = data; /* parse_l4 checked its bounds */
 	__builtin_memcpy(eth->h_dest, dmac, ETH_ALEN);
 	__builtin_memcpy(eth->h_source, smac, ETH_ALEN);
+}
+
+static __always_inline int forward(struct xdp_md *ctx, void *data, struct iphdr *ip, const __u8 *dmac, const __u8 *smac, __u32 out)
+{
+	set_l2(data, ip, dmac, smac);
 	if (out == ctx->ingress_ifindex) {
 		count(DNAT_TX);
 		return XDP_TX;
@@ -391,9 +425,17 @@ int xdp_dnat(struct xdp_md *ctx)
 	int ctl = v.tcp_flags & (TCP_SYN | TCP_FIN | TCP_RST);
 	if (__builtin_expect(slot && !ctl && slot->epoch == epoch && slot_holds(slot, &fk) &&
 			     jiffies - slot->validated < FLOW_CACHE_GRAIN && tot_len <= slot->mtu && ip->ttl > 1, 1)) {
-		count_hit(slot->service_id, tot_len);
+		__u32 out = slot->ifindex;
 		rewrite_dst(&v, proto, slot->backend_ip, slot->backend_port);
-		return forward(ctx, data, ip, slot->dmac, slot->smac, slot->ifindex);
+		if (__builtin_expect(out != ctx->ingress_ifindex, 1)) {
+			/* Counted in the slot: no other cache line to touch. */
+			slot->pending_packets += 1;
+			slot->pending_bytes += tot_len;
+			set_l2(data, ip, slot->dmac, slot->smac);
+			return bpf_redirect(out, 0);
+		}
+		count_hit(slot->service_id, tot_len);
+		return forward(ctx, data, ip, slot->dmac, slot->smac, out);
 	}
 
 	/* A FIN or RST takes the flow out of its slot (a closing connection
@@ -543,6 +585,7 @@ int xdp_dnat(struct xdp_md *ctx)
 	/* Remember it for the flow's next packets on this CPU: a connection
 	 * with an entry and a forwarding path, not closing. */
 	if (slot && is_new >= 0 && !(ce->flags & CONN_F_CLOSING)) {
+		flush_slot(slot);
 		__builtin_memcpy(slot, &fk, sizeof(fk));
 		slot->backend_ip = new_ip;
 		slot->backend_port = new_port;

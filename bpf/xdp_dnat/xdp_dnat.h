@@ -126,7 +126,12 @@ struct flow_cache_slot {
 	__u8 dmac[6];
 	__u8 smac[6];
 	__u32 service_id;     /* for service_hits */
-	__u8 pad1[8];
+	/* Hits served from this slot with bpf_redirect and not yet added to
+	 * service_hits[service_id] and dnat_stats' redirect: the full path adds
+	 * them there (and zeroes these) before it refills the slot; readers add
+	 * what is still pending (readFlowCachePending). Bounded by one grain. */
+	__u32 pending_packets;
+	__u32 pending_bytes;  /* IP total lengths */
 };                            /* 64 bytes: one cache line */
 
 /* Where a backend's replies must appear to come from (value of conntrack_rev). */

@@ -49,12 +49,19 @@ export const FLOW_CACHE_SLOTS = 4096;
 /** struct flow_cache_slot: what an established flow's packet is forwarded with (flow_cache's value, one cache line). */
 export const flowCacheSlotStruct = struct('flow_cache_slot', {
   saddr: 'be32', daddr: 'be32', sport: 'be16', dport: 'be16', proto: 'u8', pad0: { pad: 3 }, backend_ip: 'be32', backend_port: 'be16', mtu: 'u16', epoch: 'u32', ifindex: 'u32',
-  validated: 'u64', dmac: { bytes: 6 }, smac: { bytes: 6 }, service_id: 'u32', pad1: { pad: 8 },
+  validated: 'u64', dmac: { bytes: 6 }, smac: { bytes: 6 }, service_id: 'u32', pending_packets: 'u32', pending_bytes: 'u32',
 });
 /** Raw flow cache slot. */
 export type FlowCacheSlot = ReturnType<typeof flowCacheSlotStruct.decode>;
-/** The flow cache: the data plane's own, never pinned (a new instance starts with an empty one). */
+/** The flow cache's name in the object. */
 export const FLOW_CACHE_MAP = 'flow_cache';
+/**
+ * The flow cache's file name under the pin directory: its layout version is
+ * in the name, so a loader adopts only a cache whose slots mean what its
+ * program expects (bump it with struct flow_cache_slot's layout or meaning;
+ * an older version's pin is then left alone and a new cache starts empty).
+ */
+export const FLOW_CACHE_PIN = 'flow_cache_v1';
 
 /** Map names in the object (and file names under the pin directory). */
 export const DP_MAPS = {
@@ -145,7 +152,7 @@ export function configureDataPlane(obj: BpfObject, opts: DataPlaneOptions = {}):
   return o;
 }
 
-/** The data plane's maps, typed (the flow cache only in a loaded object's: it is not pinned). */
+/** The data plane's maps, typed (the flow cache when the object or the pin directory has it). */
 export interface DataPlaneMaps extends LbMaps {
   conntrack: BpfMap<FlowKey, ConnEntry>;
   conntrackRev: BpfMap<FlowKey, ConnRev>;
@@ -193,6 +200,7 @@ export function openPinnedDataPlane(dir: string): DataPlaneMaps {
       conntrackRev: open(() => BpfMap.openPinned(join(dir, DP_MAPS.conntrackRev), flowKeyStruct, connRevStruct)),
       globals: open(() => BpfMap.openPinned(join(dir, DP_MAPS.globals), u32, lbGlobalsStruct)),
       stats: open(() => PerCpuMap.openPinned(join(dir, DP_MAPS.stats), u32, dnatCounters)),
+      flowCache: openPinnedFlowCache(dir, open),
     };
   } catch (e) {
     for (const m of opened) m.close();
@@ -206,6 +214,53 @@ export function openPinnedDataPlane(dir: string): DataPlaneMaps {
  */
 export function openPinnedStats(dir: string): PerCpuMap<number, number[]> {
   return PerCpuMap.openPinned(join(dir, DP_MAPS.stats), u32, dnatCounters);
+}
+
+/**
+ * Opens the flow cache a loader pinned in `dir` (FLOW_CACHE_PIN), or
+ * undefined when there is none (a loader of an older version). `track`
+ * receives the opened map. Throws a BpfError. Close it.
+ */
+export function openPinnedFlowCache(dir: string, track: <M extends { close(): void }>(m: () => M) => M = (m) => m()): BpfMap<number, FlowCacheSlot> | undefined {
+  const path = join(dir, FLOW_CACHE_PIN);
+  return existsSync(path) ? track(() => BpfMap.openPinned(path, u32, flowCacheSlotStruct)) : undefined;
+}
+
+/** Counts the flow cache holds that service_hits and dnat_stats do not have yet. */
+export interface FlowCachePending {
+  /** Forwarded with bpf_redirect: to add to dnat_stats' redirect. */
+  redirect: number;
+  /** To add to service_hits, by service id. */
+  byService: Map<number, { packets: number; bytes: number }>;
+}
+
+const SLOT_SERVICE_ID = 52;
+const SLOT_PENDING_PACKETS = 56;
+const SLOT_PENDING_BYTES = 60;
+
+/**
+ * Reads the flow cache's pending counts (hits forwarded from a slot, added
+ * to service_hits and dnat_stats only when the full path refills the slot),
+ * summed by service id, with one batch lookup. Racy with a running program
+ * by at most the hits of the read itself: exact once traffic stops. Throws
+ * a BpfError.
+ */
+export function readFlowCachePending(cache: BpfMap<number, FlowCacheSlot>): FlowCachePending {
+  const out: FlowCachePending = { redirect: 0, byService: new Map() };
+  const size = flowCacheSlotStruct.size;
+  cache.lookupBatchRaw((_keys, values, count) => {
+    for (let i = 0; i < count; i++) {
+      const o = i * size;
+      const packets = values.readUInt32LE(o + SLOT_PENDING_PACKETS);
+      if (packets === 0) continue;
+      const sid = values.readUInt32LE(o + SLOT_SERVICE_ID);
+      const bytes = values.readUInt32LE(o + SLOT_PENDING_BYTES);
+      out.redirect += packets;
+      const s = out.byService.get(sid);
+      if (s) { s.packets += packets; s.bytes += bytes; } else out.byService.set(sid, { packets, bytes });
+    }
+  });
+  return out;
 }
 
 /** Closes maps opened by openPinnedDataPlane. Safe to call twice. */
@@ -224,7 +279,10 @@ const PINNED = Object.keys(DP_MAPS) as Array<keyof typeof DP_MAPS>;
  */
 export function adoptPinnedMaps(obj: BpfObject, dir: string): string[] {
   if (!existsSync(dir)) return [];
-  return PINNED.map((k) => DP_MAPS[k]).filter((name) => obj.reusePinnedMap(name, join(dir, name)));
+  const adopted: string[] = PINNED.map((k) => DP_MAPS[k]).filter((name) => obj.reusePinnedMap(name, join(dir, name)));
+  // The flow cache too, pending counts and all (its slots' epochs are lb_globals', adopted with it).
+  if (obj.reusePinnedMap(FLOW_CACHE_MAP, join(dir, FLOW_CACHE_PIN))) adopted.push(FLOW_CACHE_PIN);
+  return adopted;
 }
 
 /**
@@ -239,6 +297,8 @@ export function pinDataPlaneMaps(maps: DataPlaneMaps, dir: string): void {
     const path = join(dir, DP_MAPS[k]);
     if (!existsSync(path)) maps[k].pin(path);
   }
+  const cache = join(dir, FLOW_CACHE_PIN);
+  if (maps.flowCache && !existsSync(cache)) maps.flowCache.pin(cache);
 }
 
 /** How attachOrUpdate reached the hook. */
@@ -271,7 +331,7 @@ export function attachOrUpdate(
 }
 
 /** The names a data plane pins in its directory: its maps and its two links. */
-export const DATA_PLANE_PIN_NAMES: readonly string[] = [...Object.values(DP_MAPS), ...Object.values(LB_LINKS)];
+export const DATA_PLANE_PIN_NAMES: readonly string[] = [...Object.values(DP_MAPS), FLOW_CACHE_PIN, ...Object.values(LB_LINKS)];
 
 /** A connection entry as user space shows it. */
 export interface Connection {
@@ -334,10 +394,15 @@ export function forgetConnections(maps: Pick<DataPlaneMaps, 'conntrack' | 'globa
   return n;
 }
 
-/** The per-reason counters, summed over CPUs. Throws a BpfError. */
-export function readDnatStats(stats: PerCpuMap<number, number[]>): Record<DnatReason, number> {
+/**
+ * The per-reason counters, summed over CPUs; with the flow cache (or its
+ * pending counts read already), its pending hits are in redirect, so the
+ * figure is exact once traffic stops. Throws a BpfError.
+ */
+export function readDnatStats(stats: PerCpuMap<number, number[]>, cache?: BpfMap<number, FlowCacheSlot> | FlowCachePending): Record<DnatReason, number> {
   const out = {} as Record<DnatReason, number>;
   const cpus = stats.get(0) ?? [];
   DNAT_REASONS.forEach((r, i) => { out[r] = cpus.reduce((a, c) => a + c[i], 0); });
+  if (cache) out.redirect += (cache instanceof BpfMap ? readFlowCachePending(cache) : cache).redirect;
   return out;
 }

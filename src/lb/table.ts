@@ -46,6 +46,7 @@ import {
   type LbMaps, type RawBackend, type RawServiceInfo, type RawServiceKey,
 } from './layout.js';
 import { buildMaglev, isPrime, type MaglevBackend } from './maglev.js';
+import { openPinnedFlowCache, readFlowCachePending, type FlowCacheSlot } from './dataplane.js';
 import {
   checkIp, checkPort, checkProto, checkService, protoOf, type ParsedService, type Service, type ServiceAddr, type ServiceProto,
 } from './model.js';
@@ -139,6 +140,8 @@ function sameAsGiven(s: Service, g: Given): boolean {
  */
 export class ServiceTable {
   readonly #maps: LbMaps;
+  /** The data plane's flow cache, when known: list() adds the hits still pending in its slots. */
+  readonly #flowCache?: BpfMap<number, FlowCacheSlot>;
   readonly #size: number;
   readonly #maxServices: number;
   #state = new Map<string, SvcState>();
@@ -162,8 +165,9 @@ export class ServiceTable {
    * contradict each other or the contract; a read error), a TypeError (a
    * maglev_map whose value is not a prime number of u32 slots).
    */
-  constructor(maps: LbMaps, opts: { owned?: boolean; pinDir?: string } = {}) {
+  constructor(maps: LbMaps & { flowCache?: BpfMap<number, FlowCacheSlot> }, opts: { owned?: boolean; pinDir?: string } = {}) {
     this.#maps = maps;
+    this.#flowCache = maps.flowCache;
     this.#owned = opts.owned ?? false;
     this.pinDir = opts.pinDir;
     this.#size = maps.maglev.valueSize / 4;
@@ -194,12 +198,13 @@ export class ServiceTable {
     const opened: Array<{ close(): void }> = [];
     const keep = <M extends { close(): void }>(m: M): M => { opened.push(m); return m; };
     try {
-      const maps: LbMaps = {
+      const maps: LbMaps & { flowCache?: BpfMap<number, FlowCacheSlot> } = {
         services: keep(BpfMap.openPinned(join(dir, LB_MAPS.services), serviceKeyStruct, serviceInfoStruct)),
         backends: keep(BpfMap.openPinned(join(dir, LB_MAPS.backends), u32, backendStruct)),
         maglev: keep(BpfMap.openPinned(join(dir, LB_MAPS.maglev), u32, maglevTableCodec(size))),
         hits: keep(PerCpuMap.openPinned(join(dir, LB_MAPS.hits), u32, serviceCounterStruct)),
         globals: existsSync(join(dir, LB_GLOBALS_MAP)) ? keep(BpfMap.openPinned(join(dir, LB_GLOBALS_MAP), u32, lbGlobalsStruct)) : undefined,
+        flowCache: openPinnedFlowCache(dir, (m) => keep(m())),
       };
       return new ServiceTable(maps, { owned: true, pinDir: dir });
     } catch (e) {
@@ -698,9 +703,11 @@ export class ServiceTable {
   /**
    * Every service with its ids, backends, weights, each backend's share of
    * the Maglev table as maglev_map holds it, and the service's hits summed
-   * over CPUs; sorted as services(). Throws a BpfError.
+   * over CPUs (with those still pending in the flow cache, when the table
+   * has it); sorted as services(). Throws a BpfError.
    */
   list(): ServiceEntry[] {
+    const pending = this.#flowCache ? readFlowCachePending(this.#flowCache).byService : undefined;
     return this.#sorted().map((st) => {
       const counts = new Map<number, number>();
       if (st.live > 0) {
@@ -708,13 +715,14 @@ export class ServiceTable {
         if (table) for (const id of table) counts.set(id, (counts.get(id) ?? 0) + 1);
       }
       const hits = this.#maps.hits.summed(st.id) ?? { packets: 0, bytes: 0 };
+      const p = pending?.get(st.id);
       return {
         vip: st.vipText, port: st.port, proto: st.protoText, id: st.id,
         backends: sortedBackends(st).map((b) => {
           const slots = counts.get(b.id) ?? 0;
           return { ip: b.ipText, port: b.port, weight: b.weight, id: b.id, slots, share: slots / this.#size };
         }),
-        packets: hits.packets, bytes: hits.bytes,
+        packets: hits.packets + (p?.packets ?? 0), bytes: hits.bytes + (p?.bytes ?? 0),
       };
     });
   }
@@ -731,7 +739,10 @@ export class ServiceTable {
 
   /** Closes the maps when the table opened them (openPinned); maps of an object close with it. Safe to call twice. */
   close(): void {
-    if (this.#owned) closeLbMaps(this.#maps);
+    if (this.#owned) {
+      closeLbMaps(this.#maps);
+      this.#flowCache?.close();
+    }
   }
 
   [Symbol.dispose](): void {

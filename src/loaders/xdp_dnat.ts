@@ -205,7 +205,7 @@ await runLesson<Opts>({
     // scripts/services.ts writes the same maps from another process: re-read them before each listing.
     const monitor = new HitMonitor({
       services: () => { table.refresh(); return table.list(); },
-      stats: () => readDnatStats(maps.stats),
+      stats: () => readDnatStats(maps.stats, maps.flowCache),
     });
     await pollEvery(ctx, ctx.opts.interval, () => {
       const s = monitor.snapshot();

@@ -12,7 +12,7 @@ import { BpfObject, XdpAction, formatIpv4, parseIpv4, resolveInterface } from '.
 import { ensureObject } from '../../src/cli/build.js';
 import {
   DNAT_REASONS, FLOW_CACHE_SLOTS, LB_PROGRAMS, bumpEpoch, bumpFibGeneration, configureDataPlane, dataPlaneMaps, forgetConnections, readDnatStats,
-  type DnatReason, type FlowKey,
+  readFlowCachePending, type DnatReason, type FlowKey,
 } from '../../src/lb/dataplane.js';
 import { possibleCpus } from '../../src/map.js';
 import { run } from '../../src/lab/index.js';
@@ -63,6 +63,47 @@ export interface CacheObservations {
   cachedDiffersFromFull: number;
   serviceHitsDelta: number;
   serviceHitsExpected: number;
+  /** Counters with hits served from the cache (the worker runs on one CPU): see countsScenario. */
+  counts: CountObservations;
+}
+
+/** Service hits as service_hits has them (raw) and with the flow cache's pending ones (total). */
+export interface HitCounts { raw: number; rawBytes: number; total: number; totalBytes: number }
+
+/** N packets of one flow, then its slot evicted by another flow, then (another flow) its grain expired. */
+export interface CountObservations {
+  /** Does the program's slot index match flowHash() below (so the evicting flow is the right one)? */
+  hashMatches: boolean;
+  sent: number;
+  sentBytes: number;
+  /** After the N packets: the service's hits, the redirect counter (with pending) and the two services' pending hits. */
+  afterN: { hits: HitCounts; redirect: number; pendingRedirect: number };
+  /** Another flow (another service) filled the slot: the first flow's pending hits moved to its service. */
+  evicted: boolean;
+  afterEvict: { hits: HitCounts; other: HitCounts; redirect: number; pendingRedirect: number };
+  /** Second flow: N packets, a wait past FLOW_CACHE_GRAIN, one more packet (full path: flushed, refilled). */
+  afterGrain: { hits: HitCounts; redirect: number; pendingRedirect: number; sent: number; sentBytes: number };
+}
+
+const rol32 = (w: number, s: number) => ((w << s) | (w >>> (32 - s))) >>> 0;
+/** flow_hash of xdp_dnat.bpf.c (jhash's final mix on the flow as the packet carries it, loaded on a little-endian CPU). */
+export function flowHash(saddr: string, daddr: string, sport: number, dport: number, proto: number): number {
+  const le32 = (ip: string) => Buffer.from(ip.split('.').map(Number)).readUInt32LE(0);
+  const le16 = (p: number) => { const b = Buffer.alloc(2); b.writeUInt16BE(p); return b.readUInt16LE(0); };
+  let a = (0xdeadbeef + 12 + proto) >>> 0;
+  let b = a;
+  let c = a;
+  a = (a + le32(saddr)) >>> 0;
+  b = (b + le32(daddr)) >>> 0;
+  c = (c + (((le16(sport) << 16) | le16(dport)) >>> 0)) >>> 0;
+  c = ((c ^ b) - rol32(b, 14)) >>> 0;
+  a = ((a ^ c) - rol32(c, 11)) >>> 0;
+  b = ((b ^ a) - rol32(a, 25)) >>> 0;
+  c = ((c ^ b) - rol32(b, 16)) >>> 0;
+  a = ((a ^ c) - rol32(c, 4)) >>> 0;
+  b = ((b ^ a) - rol32(a, 14)) >>> 0;
+  c = ((c ^ b) - rol32(b, 24)) >>> 0;
+  return c;
 }
 
 const macOf = (b: Buffer) => [...b.subarray(0, 6)].map((x) => x.toString(16).padStart(2, '0')).join(':');
@@ -83,7 +124,8 @@ async function main(ingressIf: string, backendIf: string): Promise<CacheObservat
     const maps = dataPlaneMaps(obj);
     const lb = new TestLb(maps);
     const cache = maps.flowCache!;
-    const stats = () => readDnatStats(maps.stats);
+    // The redirect counter with the flow cache's pending hits: what every reader shows.
+    const stats = () => readDnatStats(maps.stats, cache);
     const svc = '10.96.0.10:80/tcp';
     // The backends on lb1's subnet get permanent neighbours (any MAC: test runs send nothing).
     for (const [ip, mac] of [['10.244.1.5', '02:00:00:00:01:05'], ['10.244.1.6', '02:00:00:00:01:06'], ['10.244.1.7', '02:00:00:00:01:07']]) {
@@ -187,7 +229,8 @@ async function main(ingressIf: string, backendIf: string): Promise<CacheObservat
     o.checksumBad = [];
     o.cachedDiffersFromFull = 0;
     o.checksumFlows = 200;
-    const hitsBefore = (maps.hits.summed(lb.serviceId(svc))?.packets ?? 0) + (maps.hits.summed(lb.serviceId('10.96.0.11:53/udp'))?.packets ?? 0);
+    // Service hits with what the flow cache holds pending (each flow's cached hit waits in its slot).
+    const hitsBefore = hitsNow(svc).total + hitsNow('10.96.0.11:53/udp').total;
     for (let i = 0; i < o.checksumFlows; i++) {
       const udp = r.chance(0.5);
       const spec = {
@@ -213,8 +256,78 @@ async function main(ingressIf: string, backendIf: string): Promise<CacheObservat
       if (v.ttl !== spec.ttl - 1) o.checksumBad.push(`flow ${i}: ttl`);
     }
     o.serviceHitsExpected = 3 * o.checksumFlows;
-    o.serviceHitsDelta = (maps.hits.summed(lb.serviceId(svc))?.packets ?? 0) + (maps.hits.summed(lb.serviceId('10.96.0.11:53/udp'))?.packets ?? 0) - hitsBefore;
+    o.serviceHitsDelta = hitsNow(svc).total + hitsNow('10.96.0.11:53/udp').total - hitsBefore;
+    o.counts = await countsScenario();
     return o;
+
+    /** Service hits now, raw and with what the flow cache holds pending. */
+    function hitsNow(service: string): HitCounts {
+      const id = lb.serviceId(service);
+      const raw = maps.hits.summed(id) ?? { packets: 0, bytes: 0 };
+      const p = readFlowCachePending(cache).byService.get(id) ?? { packets: 0, bytes: 0 };
+      return { raw: raw.packets, rawBytes: raw.bytes, total: raw.packets + p.packets, totalBytes: raw.bytes + p.bytes };
+    }
+    function hitsSince(a: HitCounts, b: HitCounts): HitCounts {
+      return { raw: b.raw - a.raw, rawBytes: b.rawBytes - a.rawBytes, total: b.total - a.total, totalBytes: b.totalBytes - a.totalBytes };
+    }
+
+    async function countsScenario(): Promise<CountObservations> {
+      // Two services of their own, so no earlier flow's pending hits are theirs.
+      const tcpSvc = '10.96.0.12:80/tcp';
+      const udpSvc = '10.96.0.13:53/udp';
+      lb.set(tcpSvc, [{ addr: '10.244.1.6:8080' }]);
+      lb.set(udpSvc, [{ addr: '10.244.1.7:5353' }]);
+      const N = 50;
+      const c = {} as CountObservations;
+      const tcp = (sport: number, flags: number, payload: number) => buildFrame({ src: '10.0.1.9', dst: '10.96.0.12', proto: 6, sport, dport: 80, tcpFlags: flags, payload: new Uint8Array(payload) });
+      const runOne = (data: Buffer) => {
+        const res = fwd.testRun({ data, ctx: ctxFor(data.length), dataOutSize: data.length });
+        if (res.retval !== XdpAction.REDIRECT) throw new Error(`counts scenario: verdict ${res.retval}, not XDP_REDIRECT`);
+        return data.length - 14; // the IP total length
+      };
+      /** Hits of the two services still pending in the flow cache. */
+      const pendingRedirect = () => {
+        const p = readFlowCachePending(cache).byService;
+        return (p.get(lb.serviceId(tcpSvc))?.packets ?? 0) + (p.get(lb.serviceId(udpSvc))?.packets ?? 0);
+      };
+      /** N packets of a TCP flow: SYN, then N - 1 others (served from its slot). Returns their bytes. */
+      const flowOfN = (sport: number) => {
+        let bytes = runOne(tcp(sport, 0x02, 0));
+        for (let i = 1; i < N; i++) bytes += runOne(tcp(sport, 0x10, 10 + (i % 7)));
+        return bytes;
+      };
+
+      // 1. N packets of flow F: the cached ones wait in the slot; readers add them.
+      const F = 43000;
+      let h0 = hitsNow(tcpSvc);
+      let s0 = stats();
+      c.sentBytes = flowOfN(F);
+      c.sent = N;
+      c.afterN = { hits: hitsSince(h0, hitsNow(tcpSvc)), redirect: stats().redirect - s0.redirect, pendingRedirect: pendingRedirect() };
+      const fIndex = cache.readAll().entries.find(([, x]) => x.saddr === parseIpv4('10.0.1.9') && x.sport === F && x.validated !== 0)?.[0];
+      c.hashMatches = fIndex !== undefined && (fIndex & (FLOW_CACHE_SLOTS - 1)) === (flowHash('10.0.1.9', '10.96.0.12', F, 80, 6) & (FLOW_CACHE_SLOTS - 1));
+
+      // 2. A UDP flow of the other service with F's slot (same CPU: the worker is pinned to one).
+      let G = 1024;
+      const want = flowHash('10.0.1.9', '10.96.0.12', F, 80, 6) & (FLOW_CACHE_SLOTS - 1);
+      while ((flowHash('10.0.1.9', '10.96.0.13', G, 53, 17) & (FLOW_CACHE_SLOTS - 1)) !== want) G++;
+      const u0 = hitsNow(udpSvc);
+      h0 = hitsNow(tcpSvc);
+      s0 = stats();
+      runOne(buildFrame({ src: '10.0.1.9', dst: '10.96.0.13', proto: 17, sport: G, dport: 53, payload: new Uint8Array(8) }));
+      c.evicted = fIndex !== undefined && cache.get(fIndex)?.sport === G;
+      c.afterEvict = { hits: hitsSince(h0, hitsNow(tcpSvc)), other: hitsSince(u0, hitsNow(udpSvc)), redirect: stats().redirect - s0.redirect, pendingRedirect: pendingRedirect() };
+
+      // 3. Flow H: N packets, then one after its grain (16 jiffies: 160 ms at HZ=100) took the full path.
+      const H = 43001;
+      h0 = hitsNow(tcpSvc);
+      s0 = stats();
+      let bytes = flowOfN(H);
+      await new Promise((r) => setTimeout(r, 300));
+      bytes += runOne(tcp(H, 0x10, 3));
+      c.afterGrain = { hits: hitsSince(h0, hitsNow(tcpSvc)), redirect: stats().redirect - s0.redirect, pendingRedirect: pendingRedirect(), sent: N + 1, sentBytes: bytes };
+      return c;
+    }
   } finally {
     obj.close();
   }

@@ -101,11 +101,13 @@ export function removePins(dir: string): void {
  * Runs the TypeScript `script` (under node --import tsx, from the repository
  * root) inside network namespace `ns` (nsenter --net) and returns the last
  * line of its stdout parsed as JSON. Rejects with `label`, the exit status
- * and the worker's stderr when it fails.
+ * and the worker's stderr when it fails. `opts.cpu` pins the worker to one
+ * CPU (taskset), so its test runs all use that CPU's per-CPU state.
  */
-export function runJsonWorkerInNetns<T>(ns: string, script: string, args: string[], label: string): Promise<T> {
+export function runJsonWorkerInNetns<T>(ns: string, script: string, args: string[], label: string, opts: { cpu?: number } = {}): Promise<T> {
+  const pin = opts.cpu === undefined ? [] : ['taskset', '-c', String(opts.cpu)];
   return new Promise((resolve, reject) => {
-    const c = spawn('nsenter', [`--net=/run/netns/${ns}`, process.execPath, '--import', 'tsx', script, ...args],
+    const c = spawn('nsenter', [`--net=/run/netns/${ns}`, ...pin, process.execPath, '--import', 'tsx', script, ...args],
       { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
