@@ -17,6 +17,7 @@
  */
 import { join } from 'node:path';
 import { existsSync, mkdirSync } from 'node:fs';
+import { endianness } from 'node:os';
 import { formatIpv4, struct, u32, type Codec, type StructCodec } from '../codec.js';
 import {
   LB_MAGLEV_SIZE, backendStruct, bumpEpoch, lbGlobalsStruct, lbSharedLayouts, maglevTableCodec, serviceCounterStruct, serviceInfoStruct, serviceKeyStruct,
@@ -234,9 +235,18 @@ export interface FlowCachePending {
   byService: Map<number, { packets: number; bytes: number }>;
 }
 
-const SLOT_SERVICE_ID = 52;
-const SLOT_PENDING_PACKETS = 56;
-const SLOT_PENDING_BYTES = 60;
+/** A flow cache slot field's offset, from the struct's declared layout. */
+function slotOffset(name: keyof FlowCacheSlot): number {
+  const f = flowCacheSlotStruct.layout.fields.find((x) => x.name === name);
+  if (!f) throw new TypeError(`flow_cache_slot has no field ${name}`);
+  return f.offset;
+}
+const SLOT_SERVICE_ID = slotOffset('service_id');
+const SLOT_PENDING_PACKETS = slotOffset('pending_packets');
+const SLOT_PENDING_BYTES = slotOffset('pending_bytes');
+/** The slot's u32 counters are in host order (the program writes them). */
+const readU32: (b: Buffer, o: number) => number = endianness() === 'LE'
+  ? (b, o) => b.readUInt32LE(o) : (b, o) => b.readUInt32BE(o);
 
 /**
  * Reads the flow cache's pending counts (hits forwarded from a slot, added
@@ -251,10 +261,10 @@ export function readFlowCachePending(cache: BpfMap<number, FlowCacheSlot>): Flow
   cache.lookupBatchRaw((_keys, values, count) => {
     for (let i = 0; i < count; i++) {
       const o = i * size;
-      const packets = values.readUInt32LE(o + SLOT_PENDING_PACKETS);
+      const packets = readU32(values, o + SLOT_PENDING_PACKETS);
       if (packets === 0) continue;
-      const sid = values.readUInt32LE(o + SLOT_SERVICE_ID);
-      const bytes = values.readUInt32LE(o + SLOT_PENDING_BYTES);
+      const sid = readU32(values, o + SLOT_SERVICE_ID);
+      const bytes = readU32(values, o + SLOT_PENDING_BYTES);
       out.redirect += packets;
       const s = out.byService.get(sid);
       if (s) { s.packets += packets; s.bytes += bytes; } else out.byService.set(sid, { packets, bytes });
