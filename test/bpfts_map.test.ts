@@ -6,8 +6,7 @@
  * (1 when the operation fails) and changes nothing.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BpfMap, BpfObject, MapType, possibleCpus, u32 } from '../src/index.js';
@@ -19,15 +18,8 @@ const MAIN = join(REPO_ROOT, 'src/cli/bpfts/main.ts');
 function bpfts(args: string[], opts: { unprivileged?: boolean } = {}): { code: number; out: string; err: string } {
   const cmd = opts.unprivileged ? 'unshare' : process.execPath;
   const argv = [...(opts.unprivileged ? ['--user', process.execPath] : []), '--import', 'tsx', MAIN, ...args];
-  // Unprivileged runs get their own TMPDIR, so tsx's cache of that uid stays out of /tmp.
-  const tmp = opts.unprivileged ? mkdtempSync(join(tmpdir(), 'lbts-bpfts-map-')) : undefined;
-  try {
-    const env = tmp ? { ...process.env, TMPDIR: tmp } : process.env;
-    const r = spawnSync(cmd, argv, { encoding: 'utf8', cwd: REPO_ROOT, timeout: 60_000, maxBuffer: 64 << 20, env });
-    return { code: r.status ?? -1, out: r.stdout, err: r.stderr };
-  } finally {
-    if (tmp) rmSync(tmp, { recursive: true, force: true });
-  }
+  const r = spawnSync(cmd, argv, { encoding: 'utf8', cwd: REPO_ROOT, timeout: 60_000, maxBuffer: 64 << 20 });
+  return { code: r.status ?? -1, out: r.stdout, err: r.stderr };
 }
 
 /** Runs bpfts and expects exit 0 with nothing on stderr. */

@@ -9,7 +9,7 @@
  */
 import { existsSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { queryXdp } from '../src/index.js';
 import { ensureObject, REPO_ROOT } from '../src/cli/build.js';
@@ -149,9 +149,11 @@ describe.skipIf(!kernelTests())('the hello loader', () => {
     });
 
     it('not root (and the run leaves no tsx directory for uid 65534 behind)', async () => {
-      // tsx keeps its cache and pipes in $TMPDIR/tsx-<uid>; one that root leaves for 65534
-      // would lock the real nobody user out of tsx (EACCES).
-      const nobodyTsx = join(tmpdir(), 'tsx-65534');
+      // tsx keeps its cache and pipes in $TMPDIR/tsx-<uid>; one that root leaves in /tmp for
+      // 65534 would lock the real nobody user out of tsx (EACCES). The suite's TMPDIR is a
+      // directory of its own (test/setup/tmpdir.ts), so nothing may appear in its parent.
+      expect(basename(tmpdir())).toMatch(/^libbpf-ts-test-/);
+      const nobodyTsx = join(dirname(tmpdir()), 'tsx-65534');
       const before = existsSync(nobodyTsx);
       const r = await runLoader('hello', [iface], { prefix: AS_NOBODY });
       expect(r.code).toBe(1);

@@ -6,8 +6,7 @@
  * close() (twice, and everything unusable after it).
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
@@ -181,22 +180,17 @@ describe.skipIf(!kernelTests())('BpfObject on a real kernel', () => {
     });
 
     it('says that root (CAP_BPF) is needed when run without privileges, not the RLIMIT_MEMLOCK hint', () => {
-      const tmp = mkdtempSync(join(tmpdir(), 'lbts-object-'));
-      try {
-        // A user namespace: no capabilities in the initial one. TMPDIR keeps tsx's cache out of /tmp.
-        const r = spawnSync('unshare', ['--user', process.execPath, '--import', 'tsx', join(REPO_ROOT, 'test/helpers/unprivileged.ts'), mapsObj], {
-          cwd: REPO_ROOT, encoding: 'utf8', env: { ...process.env, TMPDIR: tmp },
-        });
-        expect(r.stderr).toBe('');
-        const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as { what: string; name: string; message: string });
-        const need = 'operation not permitted: BPF needs root (CAP_BPF, plus CAP_NET_ADMIN for XDP/tc or CAP_PERFMON for tracing; or CAP_SYS_ADMIN) (EPERM)';
-        expect(lines).toEqual([
-          { what: 'load', name: 'BpfError', message: `load object maps.bpf.o: ${need}` },
-          { what: 'create', name: 'BpfError', message: `create map probe: ${need}` },
-        ]);
-      } finally {
-        rmSync(tmp, { recursive: true, force: true });
-      }
+      // A user namespace: no capabilities in the initial one.
+      const r = spawnSync('unshare', ['--user', process.execPath, '--import', 'tsx', join(REPO_ROOT, 'test/helpers/unprivileged.ts'), mapsObj], {
+        cwd: REPO_ROOT, encoding: 'utf8',
+      });
+      expect(r.stderr).toBe('');
+      const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as { what: string; name: string; message: string });
+      const need = 'operation not permitted: BPF needs root (CAP_BPF, plus CAP_NET_ADMIN for XDP/tc or CAP_PERFMON for tracing; or CAP_SYS_ADMIN) (EPERM)';
+      expect(lines).toEqual([
+        { what: 'load', name: 'BpfError', message: `load object maps.bpf.o: ${need}` },
+        { what: 'create', name: 'BpfError', message: `create map probe: ${need}` },
+      ]);
     });
 
     it('keeps the verifier log of a loaded program when a log level is asked for', () => {

@@ -7,8 +7,7 @@
  * that a loader left nothing behind.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { REPO_ROOT } from '../../src/cli/build.js';
 import { launcherKind, procInfo, type ProcInfo } from '../../src/cli/lifetime.js';
@@ -91,9 +90,8 @@ export function processAlive(pid: number): boolean {
 /**
  * Starts `node --import tsx src/loaders/<lesson>.ts ...args` (one process,
  * so signals reach the loader itself, not a wrapper), or under the launcher
- * asked for. A run under a prefix (another user) gets a TMPDIR of its own,
- * removed when it exits: tsx writes its cache and pipes to $TMPDIR/tsx-<uid>,
- * and one left in /tmp by root for uid 65534 locks the real nobody out of tsx.
+ * asked for. (tsx's cache and pipes go to $TMPDIR/tsx-<uid>: the suite's own
+ * TMPDIR, test/setup/tmpdir.ts, for every user a run takes on.)
  */
 export function startLoader(lesson: string, args: string[], opts: StartOptions = {}): LoaderProcess {
   const script = opts.script ?? join(REPO_ROOT, 'src', 'loaders', `${lesson}.ts`);
@@ -101,11 +99,10 @@ export function startLoader(lesson: string, args: string[], opts: StartOptions =
     : opts.launcher === 'tsx' ? [join(REPO_ROOT, 'node_modules', '.bin', 'tsx'), script]
       : [process.execPath, '--import', 'tsx', script];
   const cmd = [...(opts.prefix ?? []), ...run, ...args];
-  const privateTmp = opts.prefix ? mkdtempSync(join(tmpdir(), 'libbpf-ts-loader-')) : undefined;
   const child = spawn(cmd[0], cmd.slice(1), {
     cwd: REPO_ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, ...(privateTmp ? { TMPDIR: privateTmp } : {}), ...opts.env },
+    env: { ...process.env, ...opts.env },
   });
   let out = '';
   let err = '';
@@ -116,7 +113,7 @@ export function startLoader(lesson: string, args: string[], opts: StartOptions =
   const exited = new Promise<LoaderExit>((resolve) => {
     child.on('close', (code, signal) => { done = { code, signal }; resolve(done); });
     child.on('error', (e) => { err += `spawn failed: ${e.message}\n`; done = { code: -1, signal: null }; resolve(done); });
-  }).finally(() => { if (privateTmp) rmSync(privateTmp, { recursive: true, force: true }); });
+  });
   const matches = (s: string, what: string | RegExp) => (typeof what === 'string' ? s.includes(what) : what.test(s));
   const waitOn = (get: () => string, what: string | RegExp, timeoutMs: number) =>
     new Promise<void>((resolve, reject) => {
